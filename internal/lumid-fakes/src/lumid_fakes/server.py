@@ -1,0 +1,132 @@
+"""A small threaded HTTP/1.1 server on 127.0.0.1 that the emulators build on.
+
+Stdlib only, keep-alive, one thread per connection. Every emulator records the
+requests it saw so tests can assert on them.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, ClassVar, Self
+from urllib.parse import parse_qs
+
+__all__ = ["FakeServer", "Recorded", "Reply"]
+
+
+@dataclass(frozen=True)
+class Recorded:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    def form(self) -> dict[str, str]:
+        return {k: v[0] for k, v in parse_qs(self.body.decode()).items()}
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    body: Any = None
+    raw: bytes | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+    def _handle(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        req = Recorded(self.command, self.path, headers, body)
+        fake = self.server.fake
+        with fake.lock:
+            fake.requests.append(req)
+        reply = fake.handle(req)
+        if reply is None:  # drop the connection without a reply
+            self.close_connection = True
+            self.connection.close()
+            return
+        payload = reply.raw if reply.raw is not None else json.dumps(reply.body).encode()
+        self.send_response(reply.status)
+        self.send_header("Content-Type", reply.headers.get("Content-Type", "application/json"))
+        for k, v in reply.headers.items():
+            if k != "Content-Type":
+                self.send_header(k, v)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    do_GET = _handle
+    do_POST = _handle
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 256
+    fake: FakeServer
+
+
+class FakeServer:
+    """Base class: subclasses implement `handle(request) -> Reply | None`."""
+
+    name: ClassVar[str] = "fake"
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.lock = threading.Lock()
+        self.requests: list[Recorded] = []
+        self._httpd = _Server((host, port), _Handler, bind_and_activate=True)
+        self._httpd.fake = self
+        self._thread: threading.Thread | None = None
+        self.released = threading.Event()  # set to free handlers that hang
+
+    @property
+    def port(self) -> int:
+        return int(self._httpd.server_address[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def handle(self, request: Recorded) -> Reply | None:
+        raise NotImplementedError
+
+    def hang(self, seconds: float = 30.0) -> None:
+        """Block the handling thread until `released` is set (or `seconds` pass)."""
+        self.released.wait(seconds)
+
+    def calls(self, path: str | None = None) -> list[Recorded]:
+        with self.lock:
+            return [r for r in self.requests if path is None or r.path == path]
+
+    def start(self) -> Self:
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.released.set()
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(5)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,219 @@
+"""lum.id identity: bearer token -> `PrincipalContext` through token introspection.
+
+The request path is a cache hit: hash the token, one dict lookup, one clock read.
+A miss makes one `POST {LUM_ID_BASE_URL}/oauth/introspect` on the pooled client,
+shared by every concurrent caller presenting the same token (single flight), with
+at most `LUMID_INTROSPECT_CONCURRENCY` introspections in flight at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from hashlib import sha256
+from typing import Any, Final
+
+import httpx
+from fastapi import HTTPException
+from lumid_hooks import PrincipalContext
+
+from .directory import PrincipalDirectory
+from .settings import LumidSettings
+
+__all__ = ["IntrospectionError", "LumIdIdentityProvider", "make_http_client", "parse_introspection"]
+
+_RETRY_AFTER: Final = {"Retry-After": "5"}
+_USER_AGENT: Final = "lumid-core"
+
+type CacheEntry = tuple[float, PrincipalContext]
+
+
+class IntrospectionError(Exception):
+    """lum.id gave no usable verdict (the caller gets a 503)."""
+
+
+def make_http_client(settings: LumidSettings) -> httpx.AsyncClient:
+    """The one pooled client a plugin opens at install and closes at shutdown."""
+    size = max(settings.lumid_introspect_concurrency, 8)
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(settings.lumid_introspect_timeout_seconds),
+        limits=httpx.Limits(max_connections=size * 2, max_keepalive_connections=size * 2),
+        headers={"User-Agent": _USER_AGENT},
+        follow_redirects=False,
+        trust_env=False,
+    )
+
+
+def parse_introspection(
+    body: Any, org_id: str
+) -> tuple[PrincipalContext, str | None, float | None] | None:
+    """Turn an introspection reply into (principal, email, exp), or None if inactive.
+
+    Raises `IntrospectionError` when the reply is not shaped like lum.id's.
+    """
+    if not isinstance(body, dict):
+        raise IntrospectionError("reply is not a JSON object")
+    active = body.get("active")
+    if not isinstance(active, bool):
+        raise IntrospectionError("reply has no boolean 'active'")
+    if not active:
+        return None
+    sub = body.get("sub")
+    if not isinstance(sub, str) or not sub:
+        return None
+    scopes_field = body.get("scopes")
+    if scopes_field is not None:
+        if not isinstance(scopes_field, list) or not all(isinstance(s, str) for s in scopes_field):
+            raise IntrospectionError("'scopes' is not a list of strings")
+        scopes: list[str] = list(scopes_field)
+    else:
+        scope = body.get("scope")
+        if scope is None:
+            scopes = []
+        elif isinstance(scope, str):
+            scopes = scope.split()
+        else:
+            raise IntrospectionError("'scope' is not a string")
+    role = body.get("role")
+    if role is not None and not isinstance(role, str):
+        raise IntrospectionError("'role' is not a string")
+    email = body.get("email")
+    exp = body.get("exp")
+    principal = PrincipalContext(
+        principal_id=sub,
+        org_id=org_id,
+        external_id=sub,
+        principal_type=role or "user",
+        scopes=scopes,
+    )
+    return (
+        principal,
+        email if isinstance(email, str) and email else None,
+        float(exp) if isinstance(exp, int | float) and not isinstance(exp, bool) else None,
+    )
+
+
+class LumIdIdentityProvider:
+    """`lumid_hooks.IdentityProvider` backed by lum.id introspection."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        settings: LumidSettings,
+        client: httpx.AsyncClient,
+        directory: PrincipalDirectory | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.name = name
+        self._url = settings.introspect_url
+        self._org_id = settings.lumid_org_id
+        self._ttl = settings.lumid_identity_cache_ttl_seconds
+        self._max_entries = settings.lumid_identity_cache_size
+        self._max_token = settings.lumid_max_token_bytes
+        self._timeout = settings.lumid_introspect_timeout_seconds
+        self._client = client
+        self._directory = directory
+        self._clock = clock
+        self._cache: dict[bytes, CacheEntry] = {}
+        self._inflight: dict[bytes, asyncio.Future[PrincipalContext | None]] = {}
+        self._slots = asyncio.Semaphore(settings.lumid_introspect_concurrency)
+        self.introspections = 0  # upstream calls made (diagnostics and tests)
+
+    def __repr__(self) -> str:
+        return f"LumIdIdentityProvider(name={self.name!r}, url={self._url!r})"
+
+    @property
+    def cache_size(self) -> int:
+        return len(self._cache)
+
+    async def resolve(self, raw_token: str, logger: logging.Logger) -> PrincipalContext | None:
+        if not raw_token or len(raw_token) > self._max_token:
+            return None
+        token = raw_token.encode()
+        if len(token) > self._max_token:
+            return None
+        key = sha256(token).digest()
+        entry = self._cache.get(key)
+        if entry is not None:
+            if entry[0] > self._clock():
+                return entry[1]
+            self._cache.pop(key, None)
+        return await self._resolve_miss(key, raw_token, logger)
+
+    async def _resolve_miss(
+        self, key: bytes, raw_token: str, logger: logging.Logger
+    ) -> PrincipalContext | None:
+        flight = self._inflight.get(key)
+        if flight is None:
+            flight = asyncio.ensure_future(self._introspect(key, raw_token, logger))
+            self._inflight[key] = flight
+            flight.add_done_callback(lambda done: self._landed(key, done))
+        # shield: a caller that goes away must not cancel the others' introspection.
+        return await asyncio.shield(flight)
+
+    def _landed(self, key: bytes, done: asyncio.Future[PrincipalContext | None]) -> None:
+        if self._inflight.get(key) is done:
+            del self._inflight[key]
+        if not done.cancelled():
+            done.exception()  # mark retrieved: every waiter may have gone
+
+    async def _introspect(
+        self, key: bytes, raw_token: str, logger: logging.Logger
+    ) -> PrincipalContext | None:
+        async with self._slots:
+            self.introspections += 1
+            try:
+                response = await self._client.post(self._url, data={"token": raw_token})
+            except httpx.TimeoutException:
+                raise self._unavailable(logger, f"no reply within {self._timeout:g}s") from None
+            except httpx.HTTPError as exc:
+                raise self._unavailable(logger, f"{type(exc).__name__}: {exc}") from None
+        if response.status_code != 200:
+            raise self._unavailable(logger, f"HTTP {response.status_code}")
+        try:
+            body = response.json()
+        except ValueError:
+            raise self._unavailable(logger, "reply is not JSON") from None
+        try:
+            verdict = parse_introspection(body, self._org_id)
+        except IntrospectionError as exc:
+            raise self._unavailable(logger, str(exc)) from None
+        if verdict is None:
+            return None
+        principal, email, exp = verdict
+        if email is not None and self._directory is not None:
+            try:
+                await self._directory.record(principal.principal_id, email)
+            except Exception as exc:  # billing bookkeeping must not fail a login
+                logger.warning(
+                    "lum.id identity: could not record the email of %s: %s",
+                    principal.principal_id,
+                    exc,
+                )
+        self._remember(key, principal, exp)
+        return principal
+
+    def _remember(self, key: bytes, principal: PrincipalContext, exp: float | None) -> None:
+        if self._max_entries <= 0 or self._ttl <= 0:
+            return
+        now = self._clock()
+        ttl = self._ttl
+        if exp is not None:
+            ttl = min(ttl, exp - time.time())
+            if ttl <= 0:
+                return
+        cache = self._cache
+        while len(cache) >= self._max_entries:
+            del cache[next(iter(cache))]
+        cache[key] = (now + ttl, principal)
+
+    def _unavailable(self, logger: logging.Logger, reason: str) -> HTTPException:
+        logger.warning("lum.id introspection at %s failed: %s", self._url, reason)
+        return HTTPException(
+            status_code=503,
+            detail=f"lum.id is unavailable ({reason}); try again shortly",
+            headers=dict(_RETRY_AFTER),
+        )

@@ -1,0 +1,181 @@
+"""The permission engine: a host's `Policy` applied to principals' scopes and grants.
+
+Rules, in order, for `require(principal, (kind, id), action)`:
+
+1. an unknown kind or action is denied;
+2. a principal holding any admin scope is allowed everything;
+3. the principal needs one of the kind-level scopes the policy maps to
+   `(kind, action)` (a known pair with no entry is admin-only);
+4. with `id=None` (a kind-level check) that is enough;
+5. reading a member of a fleet kind (shared infrastructure) is enough too;
+6. otherwise the principal needs a grant at the level the action requires, on the
+   resource itself or, for kinds owned through another kind (result -> task), on
+   the owning resource with the same id. `admin` is never satisfied by a grant.
+
+`accessible_ids` follows the same rules: `None` (no filter) for admins and fleet
+reads, else the frozenset of ids the principal holds grants on (empty when a rule
+above denies).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Final
+
+from fastapi import HTTPException
+from lumid_hooks import PrincipalContext, ResourceRef
+
+from .store import GrantStore, Level
+
+__all__ = ["DEFAULT_ACTION_LEVELS", "PermissionEngine", "Policy"]
+
+DEFAULT_ACTION_LEVELS: Final[Mapping[str, Level | None]] = MappingProxyType(
+    {"read": Level.READ, "write": Level.WRITE, "cancel": Level.WRITE, "admin": None}
+)
+
+
+def _frozen(
+    mapping: Mapping[tuple[str, str], Iterable[str]],
+) -> Mapping[tuple[str, str], frozenset[str]]:
+    return MappingProxyType({key: frozenset(value) for key, value in mapping.items()})
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What a host's kinds, actions and scopes mean. Pure data; no I/O."""
+
+    kinds: frozenset[str]
+    admin_scopes: frozenset[str]
+    kind_scopes: Mapping[tuple[str, str], frozenset[str]]
+    action_levels: Mapping[str, Level | None] = DEFAULT_ACTION_LEVELS
+    owner_kinds: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    fleet_kinds: frozenset[str] = frozenset()
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        kinds: Iterable[str],
+        admin_scopes: Iterable[str],
+        kind_scopes: Mapping[tuple[str, str], Iterable[str]],
+        action_levels: Mapping[str, Level | None] = DEFAULT_ACTION_LEVELS,
+        owner_kinds: Mapping[str, str] | None = None,
+        fleet_kinds: Iterable[str] = (),
+    ) -> Policy:
+        """Build a policy from plain iterables, checking it is self-consistent."""
+        policy = cls(
+            kinds=frozenset(kinds),
+            admin_scopes=frozenset(admin_scopes),
+            kind_scopes=_frozen(kind_scopes),
+            action_levels=MappingProxyType(dict(action_levels)),
+            owner_kinds=MappingProxyType(dict(owner_kinds or {})),
+            fleet_kinds=frozenset(fleet_kinds),
+        )
+        for kind, action in policy.kind_scopes:
+            if kind not in policy.kinds or action not in policy.action_levels:
+                raise ValueError(f"kind_scopes names unknown pair ({kind!r}, {action!r})")
+        for kind, owner in policy.owner_kinds.items():
+            if kind not in policy.kinds or owner not in policy.kinds:
+                raise ValueError(f"owner_kinds maps unknown kind {kind!r} -> {owner!r}")
+        if not policy.fleet_kinds <= policy.kinds:
+            raise ValueError("fleet_kinds names unknown kinds")
+        return policy
+
+    @property
+    def actions(self) -> frozenset[str]:
+        return frozenset(self.action_levels)
+
+    def is_admin(self, scopes: Iterable[str]) -> bool:
+        admin = self.admin_scopes
+        return any(s in admin for s in scopes)
+
+    def scope_allows(self, scopes: Iterable[str], kind: str, action: str) -> bool:
+        wanted = self.kind_scopes.get((kind, action))
+        return wanted is not None and any(s in wanted for s in scopes)
+
+    def grant_kind(self, kind: str) -> str:
+        """The kind whose grants decide access to `kind` (itself unless owned)."""
+        return self.owner_kinds.get(kind, kind)
+
+
+class PermissionEngine:
+    """`lumid_hooks.PermissionChecker` over a `Policy` and a `GrantStore`."""
+
+    def __init__(self, *, name: str, policy: Policy, store: GrantStore) -> None:
+        self.name = name
+        self.policy = policy
+        self._store = store
+        self._levels = policy.action_levels
+        self._kinds = policy.kinds
+        self._admin = policy.admin_scopes
+        self._kind_scopes = policy.kind_scopes
+        self._owner = policy.owner_kinds
+        self._fleet = policy.fleet_kinds
+
+    def __repr__(self) -> str:
+        return f"PermissionEngine(name={self.name!r})"
+
+    async def require(
+        self,
+        principal: PrincipalContext,
+        resource: ResourceRef,
+        action: str,
+        logger: logging.Logger,
+    ) -> None:
+        kind = resource.kind
+        rid = resource.id
+        if kind not in self._kinds or action not in self._levels:
+            raise _deny(kind, rid, action, "unknown kind or action")
+        scopes = principal.scopes
+        admin = self._admin
+        for s in scopes:
+            if s in admin:
+                return
+        wanted = self._kind_scopes.get((kind, action))
+        if wanted is None:
+            raise _deny(kind, rid, action, "admin only")
+        for s in scopes:
+            if s in wanted:
+                break
+        else:
+            raise _deny(kind, rid, action, "needs scope " + " or ".join(sorted(wanted)))
+        if rid is None or (action == "read" and kind in self._fleet):
+            return
+        needed = self._levels[action]
+        if needed is None:
+            raise _deny(kind, rid, action, "admin only")
+        held = await self._store.level(self._owner.get(kind, kind), rid, principal.principal_id)
+        if held is None or held < needed:
+            logger.debug(
+                "%s: %s may not %s %s %s", self.name, principal.principal_id, action, kind, rid
+            )
+            raise _deny(kind, rid, action, "no grant" if held is None else "grant too low")
+
+    async def accessible_ids(
+        self,
+        principal: PrincipalContext,
+        kind: str,
+        action: str,
+        logger: logging.Logger,
+    ) -> frozenset[str] | None:
+        policy = self.policy
+        if kind not in self._kinds or action not in self._levels:
+            return frozenset()
+        if policy.is_admin(principal.scopes):
+            return None
+        if not policy.scope_allows(principal.scopes, kind, action):
+            return frozenset()
+        if action == "read" and kind in self._fleet:
+            return None
+        needed = self._levels[action]
+        if needed is None:
+            return frozenset()
+        return await self._store.ids(self._owner.get(kind, kind), principal.principal_id, needed)
+
+
+def _deny(kind: str, rid: str | None, action: str, why: str) -> HTTPException:
+    target = f"{kind} {rid!r}" if rid is not None else f"any {kind}"
+    return HTTPException(status_code=403, detail=f"forbidden: {action} on {target} ({why})")

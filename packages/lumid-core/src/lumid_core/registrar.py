@@ -1,0 +1,55 @@
+"""The registrar: resource lifecycle events -> grants."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection
+
+from lumid_hooks import PrincipalContext, ResourceRef
+
+from .store import GrantStore, Level
+
+__all__ = ["Registrar"]
+
+
+class Registrar:
+    """`lumid_hooks.ResourceRegistrar`: creators get WRITE; reconcile drops stale grants."""
+
+    def __init__(self, *, name: str, store: GrantStore) -> None:
+        self.name = name
+        self._store = store
+
+    def __repr__(self) -> str:
+        return f"Registrar(name={self.name!r})"
+
+    async def register(
+        self, principal: PrincipalContext, resource: ResourceRef, logger: logging.Logger
+    ) -> None:
+        if resource.id is None:
+            logger.info("%s: register of a %s without id ignored", self.name, resource.kind)
+            return
+        await self._store.grant(resource.kind, resource.id, principal.principal_id, Level.WRITE)
+
+    async def deregister(
+        self, principal: PrincipalContext, resource: ResourceRef, logger: logging.Logger
+    ) -> None:
+        if resource.id is None:
+            logger.info("%s: deregister of a %s without id ignored", self.name, resource.kind)
+            return
+        removed = await self._store.delete_resource(resource.kind, resource.id)
+        logger.debug(
+            "%s: %s %s gone, %d grants dropped", self.name, resource.kind, resource.id, removed
+        )
+
+    async def reconcile(self, resources: Collection[ResourceRef], logger: logging.Logger) -> None:
+        result = await self._store.reconcile((r.kind, r.id) for r in resources if r.id is not None)
+        if result.kinds:
+            logger.info(
+                "%s: reconcile swept %s: %d live, %d stale grants removed",
+                self.name,
+                ", ".join(sorted(result.kinds)),
+                result.live,
+                result.removed,
+            )
+        else:
+            logger.info("%s: reconcile received no resources; nothing swept", self.name)

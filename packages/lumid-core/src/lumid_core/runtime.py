@@ -1,0 +1,73 @@
+"""What every host plugin opens at install and closes at shutdown.
+
+`open_runtime` validates nothing by itself (settings arrive validated), opens the
+database, the pooled HTTP client and the identity provider, and closes them in
+reverse order. Plugins build their policy, hooks and bindings on top.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+
+import httpx
+
+from .db import Database
+from .directory import SqlitePrincipalDirectory
+from .identity import LumIdIdentityProvider, make_http_client
+from .registrar import Registrar
+from .settings import LumidSettings
+from .store import SqliteGrantStore
+
+__all__ = ["CoreRuntime", "open_runtime"]
+
+
+@dataclass(frozen=True)
+class CoreRuntime:
+    settings: LumidSettings
+    db: Database
+    store: SqliteGrantStore
+    directory: SqlitePrincipalDirectory
+    http: httpx.AsyncClient
+    identity: LumIdIdentityProvider
+    registrar: Registrar
+    exit_stack: AsyncExitStack
+    """Plugins push their own clean-ups here; they run before the core's."""
+
+
+@asynccontextmanager
+async def open_runtime(
+    settings: LumidSettings, *, plugin: str, logger: logging.Logger
+) -> AsyncIterator[CoreRuntime]:
+    """Open the database, HTTP client and identity provider for `plugin`.
+
+    Raises `lumid_core.db.DatabaseError` (a RuntimeError naming LUMID_ACL_DB_PATH)
+    when the database cannot be used.
+    """
+    async with AsyncExitStack() as stack:
+        db = await Database.open(settings.lumid_acl_db_path)
+        stack.push_async_callback(db.close)
+        http = make_http_client(settings)
+        stack.push_async_callback(http.aclose)
+        store = SqliteGrantStore(db)
+        directory = SqlitePrincipalDirectory(db)
+        identity = LumIdIdentityProvider(
+            name=f"{plugin}.identity", settings=settings, client=http, directory=directory
+        )
+        registrar = Registrar(name=f"{plugin}.registrar", store=store)
+        plugin_stack = await stack.enter_async_context(AsyncExitStack())
+        logger.debug(
+            "%s: database %s open, lum.id at %s", plugin, db.path, settings.lum_id_base_url
+        )
+        yield CoreRuntime(
+            settings=settings,
+            db=db,
+            store=store,
+            directory=directory,
+            http=http,
+            identity=identity,
+            registrar=registrar,
+            exit_stack=plugin_stack,
+        )
