@@ -22,6 +22,8 @@ class Recorded:
     path: str
     headers: dict[str, str]
     body: bytes
+    peer: tuple[str, int] = ("", 0)
+    """The client's address: requests from one pooled connection share it."""
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -49,7 +51,8 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         headers = {k.lower(): v for k, v in self.headers.items()}
-        req = Recorded(self.command, self.path, headers, body)
+        peer = (str(self.client_address[0]), int(self.client_address[1]))
+        req = Recorded(self.command, self.path, headers, body, peer)
         fake = self.server.fake
         with fake.lock:
             fake.requests.append(req)
