@@ -23,6 +23,15 @@ _UPSERT: Final = (
 _LEVEL: Final = "SELECT level FROM grants WHERE kind = ? AND id = ? AND principal_id = ?"
 _IDS: Final = "SELECT id FROM grants WHERE principal_id = ? AND kind = ? AND level >= ?"
 _PAGE: Final = 1000
+# Bulk import (the `lumid acl import` command): like `_UPSERT`, never lowering a level,
+# and keeping the earliest grant time and the latest sighting of each grant.
+_IMPORT: Final = (
+    "INSERT INTO grants (kind, id, principal_id, level, granted_at, last_seen_at) "
+    "VALUES (?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (kind, id, principal_id) DO UPDATE SET "
+    "level = max(level, excluded.level), granted_at = min(granted_at, excluded.granted_at), "
+    "last_seen_at = max(last_seen_at, excluded.last_seen_at)"
+)
 
 
 class SqliteGrantStore:
@@ -58,6 +67,23 @@ class SqliteGrantStore:
             return cur.rowcount
 
         return await self._db.transaction(work)
+
+    async def import_grants(self, grants: Iterable[Grant]) -> int:
+        """Upsert many grants in one transaction (all or nothing); returns how many.
+
+        Levels are never lowered; an existing grant keeps its earliest `granted_at`
+        and its latest `last_seen_at`. Additive to the `GrantStore` interface.
+        """
+        db = self._db
+        rows = (
+            (g.kind, g.id, g.principal_id, int(g.level), g.granted_at, g.last_seen_at)
+            for g in grants
+        )
+
+        async def work(conn: aiosqlite.Connection) -> int:
+            return await db.executemany_streamed(conn, _IMPORT, rows)
+
+        return await db.transaction(work)
 
     async def level(self, kind: str, id: str, principal_id: str) -> Level | None:
         row = self._db.read_one(_LEVEL, (kind, id, principal_id))
