@@ -56,6 +56,32 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         last_seen_at REAL NOT NULL
     ) WITHOUT ROWID;
     """,
+    # 2: durable outboxes (lumid_core.outbox) and resource -> parent links (a task's
+    # workflow, remembered at register time for billing).
+    """
+    CREATE TABLE outbox (
+        sink TEXT NOT NULL,
+        key TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('pending', 'held', 'delivered', 'dead')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        next_attempt_at REAL NOT NULL,
+        hold_on TEXT,
+        reason TEXT,
+        payload TEXT NOT NULL,
+        PRIMARY KEY (sink, key)
+    ) WITHOUT ROWID;
+    CREATE INDEX outbox_by_state ON outbox (sink, state, next_attempt_at);
+    CREATE TABLE resource_parents (
+        kind TEXT NOT NULL,
+        id TEXT NOT NULL,
+        parent_kind TEXT NOT NULL,
+        parent_id TEXT NOT NULL,
+        recorded_at REAL NOT NULL,
+        PRIMARY KEY (kind, id, parent_kind)
+    ) WITHOUT ROWID;
+    """,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 

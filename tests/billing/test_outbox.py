@@ -1,0 +1,208 @@
+"""The host-neutral durable outbox and its delivery worker, on a real SQLite file."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from lumid_core.db import Database
+from lumid_core.outbox import (
+    Dead,
+    Delivered,
+    Held,
+    NewEntry,
+    Outbox,
+    OutboxEntry,
+    OutboxWorker,
+    Outcome,
+    RateLimitedLog,
+    Retry,
+)
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
+    database = await Database.open(tmp_path / "outbox.sqlite")
+    yield database
+    await database.close()
+
+
+async def test_add_is_durable_first_key_wins_and_counts(db: Database, tmp_path: Path) -> None:
+    box = Outbox(db, "billing")
+    await box.add([NewEntry("t1", {"cost": "1.50"}), NewEntry("t2", {"cost": "2"}, hold_on="bob")])
+    await box.add([NewEntry("t1", {"cost": "9.99"})])  # the same key never changes
+    await box.add([NewEntry("t3", {"cost": "3"}, reason="bad row", dead=True)])
+    stats = await box.stats()
+    assert (stats.pending, stats.held, stats.delivered, stats.dead) == (1, 1, 0, 1)
+    assert stats.oldest_pending_age_seconds is not None
+    assert stats.oldest_pending_age_seconds >= 0
+    # Another connection (the CLI's, in another process) sees the same rows.
+    other = await Database.open(tmp_path / "outbox.sqlite")
+    try:
+        rows = await Outbox(other, "billing").entries(state="pending")
+        assert [(r.key, r.payload) for r in rows] == [("t1", {"cost": "1.50"})]
+        assert (await Outbox(other, "other-sink").stats()).pending == 0
+        held = await Outbox(other, "billing").entries(state="held")
+        assert [(r.key, r.hold_on) for r in held] == [("t2", "bob")]
+    finally:
+        await other.close()
+    with pytest.raises(ValueError, match="unknown outbox state"):
+        await box.entries(state="lost")
+
+
+async def test_retry_moves_dead_rows_back(db: Database) -> None:
+    box = Outbox(db, "billing")
+    await box.add([NewEntry(k, {}, reason="unknown user", dead=True) for k in ("a", "b", "c")])
+    assert await box.retry(key="a") == 1
+    assert await box.retry(key="a") == 0  # no longer dead
+    assert await box.retry(key="missing") == 0
+    assert await box.retry(all_dead=True) == 2
+    assert (await box.stats()).pending == 3
+    with pytest.raises(ValueError, match="exactly one"):
+        await box.retry()
+    with pytest.raises(ValueError, match="exactly one"):
+        await box.retry(key="a", all_dead=True)
+
+
+async def test_release_held(db: Database) -> None:
+    box = Outbox(db, "billing")
+    await box.add([NewEntry("t1", {}, hold_on="p1"), NewEntry("t2", {}, hold_on="p2")])
+    assert sorted(await box.held_on()) == ["p1", "p2"]
+    assert await box.release(["p1", "nobody"]) == 1
+    stats = await box.stats()
+    assert (stats.pending, stats.held) == (1, 1)
+
+
+class Script:
+    """A deliver coroutine answering from a per-key script of outcomes."""
+
+    def __init__(self, default: Outcome) -> None:
+        self.default = default
+        self.script: dict[str, list[Outcome]] = {}
+        self.calls: list[str] = []
+        self.gate: asyncio.Event | None = None
+
+    async def __call__(self, row: OutboxEntry) -> Outcome:
+        self.calls.append(row.key)
+        if self.gate is not None:
+            await self.gate.wait()
+        queue = self.script.get(row.key)
+        return queue.pop(0) if queue else self.default
+
+
+def worker(box: Outbox, deliver: Script, logger: logging.Logger, **kw: float) -> OutboxWorker:
+    kw.setdefault("base_delay", 0.01)
+    kw.setdefault("max_delay", 0.05)
+    return OutboxWorker(box, deliver, logger=logger, idle_poll=0.05, **kw)  # type: ignore[arg-type]
+
+
+async def test_worker_outcomes(db: Database, logger: logging.Logger) -> None:
+    box = Outbox(db, "billing")
+    deliver = Script(Delivered())
+    deliver.script = {
+        "flaky": [Retry("HTTP 503"), Retry("timeout")],
+        "rejected": [Dead("unknown user")],
+        "nomail": [Held("p9", "no email known for p9")],
+    }
+    w = worker(box, deliver, logger)
+    w.start()
+    try:
+        await box.add([NewEntry(k, {"k": k}) for k in ("ok", "flaky", "rejected", "nomail")])
+        w.wake()
+        assert await w.drain(10)
+    finally:
+        await w.stop(1)
+    assert deliver.calls.count("flaky") == 3
+    assert deliver.calls.count("ok") == 1
+    by_key = {e.key: e for e in await box.entries()}
+    assert by_key["ok"].state == "delivered"
+    assert by_key["flaky"].state == "delivered"
+    assert by_key["flaky"].attempts == 3
+    assert by_key["rejected"].state == "dead"
+    assert by_key["rejected"].reason == "unknown user"
+    assert by_key["nomail"].state == "held"
+    assert by_key["nomail"].hold_on == "p9"
+
+
+async def test_worker_bounded_concurrency_and_stop_leaves_rows(
+    db: Database, logger: logging.Logger
+) -> None:
+    box = Outbox(db, "billing")
+    deliver = Script(Delivered())
+    deliver.gate = asyncio.Event()  # every delivery hangs
+    w = worker(box, deliver, logger, concurrency=3)
+    await box.add([NewEntry(f"t{i}", {}) for i in range(10)])
+    w.start()
+    for _ in range(200):
+        if len(deliver.calls) >= 3:
+            break
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)
+    assert len(deliver.calls) == 3  # never more than `concurrency` in flight
+    await w.stop(0.2)  # bounded: hung deliveries are abandoned
+    assert not w.running
+    assert (await box.stats()).pending == 10  # nothing lost, nothing marked
+
+
+async def test_worker_survives_a_raising_sink(db: Database, logger: logging.Logger) -> None:
+    box = Outbox(db, "billing")
+    calls = 0
+
+    async def deliver(row: OutboxEntry) -> Outcome:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("bug")
+        return Delivered()
+
+    w = OutboxWorker(box, deliver, logger=logger, base_delay=0.01, max_delay=0.02)
+    w.start()
+    try:
+        await box.add([NewEntry("t", {})])
+        w.wake()
+        assert await w.drain(10)
+    finally:
+        await w.stop(1)
+    entry = await box.entry("t")
+    assert entry is not None
+    assert entry.state == "delivered"
+    assert calls == 2
+
+
+async def test_recheck_releases_held(db: Database, logger: logging.Logger) -> None:
+    box = Outbox(db, "billing")
+    known: set[str] = set()
+
+    async def deliver(row: OutboxEntry) -> Outcome:
+        return Delivered()
+
+    async def recheck() -> int:
+        return await box.release([p for p in await box.held_on() if p in known])
+
+    w = OutboxWorker(box, deliver, logger=logger, recheck=recheck, recheck_interval=0.02)
+    await box.add([NewEntry("t", {}, hold_on="carol")])
+    w.start()
+    try:
+        await asyncio.sleep(0.1)
+        assert (await box.stats()).held == 1
+        known.add("carol")
+        for _ in range(300):
+            if (await box.stats()).delivered == 1:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        await w.stop(1)
+    assert (await box.stats()).delivered == 1
+
+
+def test_rate_limited_log(caplog: pytest.LogCaptureFixture) -> None:
+    log = RateLimitedLog(logging.getLogger("tests.rl"), interval=3600)
+    with caplog.at_level(logging.WARNING, "tests.rl"):
+        assert log.warning("x", "first %s", 1)
+        assert not log.warning("x", "second %s", 2)
+        assert log.warning("y", "other topic")
+    assert [r.getMessage() for r in caplog.records] == ["first 1", "other topic"]
