@@ -1,0 +1,1 @@
+"""lum.id for Lumilake (placeholder: install() lands in the next commit)."""
