@@ -2,10 +2,11 @@ from __future__ import annotations
 
 import logging
 
+from lumid_hooks import ResourceRef
+
 from lumid_core import Level
 from lumid_core.runtime import CoreRuntime
 from lumid_fakes import FakeLumId
-from lumid_hooks import ResourceRef
 
 
 async def test_resolve_register_require(

@@ -1,0 +1,253 @@
+"""The SQLite grant store on real files."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from lumid_core import Database, DatabaseError, Grant, GrantStore, Level, SqliteGrantStore
+from lumid_core.db import SCHEMA_VERSION, schema_version
+
+
+@pytest.fixture
+async def db(db_path: Path) -> AsyncIterator[Database]:
+    database = await Database.open(db_path)
+    yield database
+    await database.close()
+
+
+@pytest.fixture
+def store(db: Database) -> SqliteGrantStore:
+    return SqliteGrantStore(db)
+
+
+def dump(path: Path) -> list[tuple[object, ...]]:
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute("SELECT * FROM grants ORDER BY kind, id, principal_id").fetchall()
+    finally:
+        conn.close()
+
+
+async def all_grants(store: GrantStore, **filters: str) -> list[Grant]:
+    return [g async for g in store.iter_grants(**filters)]
+
+
+def test_store_satisfies_the_interface(store: SqliteGrantStore) -> None:
+    assert isinstance(store, GrantStore)
+
+
+async def test_open_creates_parents_and_schema(db_path: Path, db: Database) -> None:
+    assert db_path.parent.is_dir()
+    assert schema_version(db_path) == SCHEMA_VERSION
+    conn = sqlite3.connect(db_path)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    conn.close()
+
+
+async def test_grant_level_ids_revoke_delete(store: SqliteGrantStore) -> None:
+    await store.grant("job", "j1", "alice", Level.WRITE)
+    await store.grant("job", "j2", "alice", Level.READ)
+    await store.grant("job", "j1", "bob", Level.READ)
+    await store.grant("trace", "t1", "alice", Level.WRITE)
+    assert await store.level("job", "j1", "alice") is Level.WRITE
+    assert await store.level("job", "j1", "bob") is Level.READ
+    assert await store.level("job", "j1", "carol") is None
+    assert await store.level("trace", "j1", "alice") is None
+    assert await store.ids("job", "alice", Level.READ) == {"j1", "j2"}
+    assert await store.ids("job", "alice", Level.WRITE) == {"j1"}
+    assert await store.ids("job", "carol", Level.READ) == frozenset()
+    # A grant never lowers a level; it refreshes last_seen_at.
+    (before,) = await all_grants(store, kind="job", id="j1", principal_id="alice")
+    await store.grant("job", "j1", "alice", Level.READ)
+    (after,) = await all_grants(store, kind="job", id="j1", principal_id="alice")
+    assert after.level is Level.WRITE
+    assert after.granted_at == before.granted_at
+    assert after.last_seen_at >= before.last_seen_at
+    assert await store.revoke("job", "j1", "bob") is True
+    assert await store.revoke("job", "j1", "bob") is False
+    assert await store.delete_resource("job", "j1") == 1
+    assert await store.level("job", "j1", "alice") is None
+    assert await store.ids("job", "alice", Level.READ) == {"j2"}
+
+
+async def test_grants_persist_across_reopen_and_are_durable_on_return(db_path: Path) -> None:
+    db = await Database.open(db_path)
+    await SqliteGrantStore(db).grant("workflow", "w1", "alice", Level.WRITE)
+    # Visible to another connection (another process) as soon as grant() returned.
+    assert dump(db_path)[0][:4] == ("workflow", "w1", "alice", 2)
+    await db.close()
+    db = await Database.open(db_path)
+    try:
+        assert await SqliteGrantStore(db).level("workflow", "w1", "alice") is Level.WRITE
+    finally:
+        await db.close()
+
+
+async def test_reads_see_other_processes_commits(db_path: Path, store: SqliteGrantStore) -> None:
+    assert await store.level("job", "x", "eve") is None
+    conn = sqlite3.connect(db_path)
+    conn.execute(
+        "INSERT INTO grants VALUES ('job', 'x', 'eve', 1, 0, 0)",
+    )
+    conn.commit()
+    assert await store.level("job", "x", "eve") is Level.READ
+    assert await store.ids("job", "eve", Level.READ) == {"x"}
+    conn.execute("DELETE FROM grants WHERE principal_id = 'eve'")
+    conn.commit()
+    conn.close()
+    assert await store.level("job", "x", "eve") is None
+
+
+async def test_iter_grants_pages_and_filters(store: SqliteGrantStore) -> None:
+    for i in range(2500):
+        await store.grant("task", f"t{i:05d}", "p1" if i % 2 else "p2", Level.WRITE)
+    grants = await all_grants(store)
+    assert len(grants) == 2500
+    assert [g.id for g in grants] == sorted(g.id for g in grants)
+    assert len(await all_grants(store, principal_id="p1")) == 1250
+    assert [g.principal_id for g in await all_grants(store, id="t00007")] == ["p1"]
+
+
+async def _seed_stale(db_path: Path, rows: list[tuple[str, str, str]]) -> None:
+    db = await Database.open(db_path)
+    store = SqliteGrantStore(db)
+    for kind, rid, principal in rows:
+        await store.grant(kind, rid, principal, Level.WRITE)
+    await db.close()
+
+
+async def test_reconcile_sweeps_only_kinds_present(db_path: Path) -> None:
+    await _seed_stale(
+        db_path,
+        [
+            ("node", "n1", "sys"),
+            ("node", "gone", "sys"),
+            ("workflow", "w-gone", "alice"),
+            ("trace", "t1", "alice"),
+        ],
+    )
+    db = await Database.open(db_path)
+    store = SqliteGrantStore(db)
+    try:
+        await store.grant("node", "fresh", "sys", Level.WRITE)  # written after open: kept
+        result = await store.reconcile([("node", "n1")])
+        assert result.kinds == {"node"}
+        assert result.live == 1
+        assert result.removed == 1
+        left = {(g.kind, g.id) for g in await all_grants(store)}
+        assert left == {("node", "n1"), ("node", "fresh"), ("workflow", "w-gone"), ("trace", "t1")}
+        # An empty live set names no kind: nothing is swept.
+        empty = await store.reconcile([])
+        assert empty.kinds == frozenset()
+        assert empty.removed == 0
+        assert len(await all_grants(store)) == 4
+    finally:
+        await db.close()
+
+
+async def test_reconcile_is_atomic(db_path: Path) -> None:
+    await _seed_stale(db_path, [("job", f"j{i}", "alice") for i in range(50)])
+    before = dump(db_path)
+    # A real fault in the middle of the sweep: deleting one particular row aborts.
+    conn = sqlite3.connect(db_path)
+    conn.execute(
+        "CREATE TRIGGER boom BEFORE DELETE ON grants WHEN old.id = 'j25' "
+        "BEGIN SELECT RAISE(ABORT, 'injected failure'); END"
+    )
+    conn.commit()
+    conn.close()
+    db = await Database.open(db_path)
+    store = SqliteGrantStore(db)
+    try:
+        with pytest.raises(sqlite3.IntegrityError, match="injected failure"):
+            await store.reconcile([("job", "j0")])
+        assert dump(db_path) == before
+        # The store still works afterwards.
+        await store.grant("job", "after", "alice", Level.READ)
+        assert await store.level("job", "after", "alice") is Level.READ
+    finally:
+        await db.close()
+
+
+async def test_concurrent_grants_and_reads_never_lock(
+    db_path: Path, store: SqliteGrantStore
+) -> None:
+    stop = threading.Event()
+    other_errors: list[BaseException] = []
+
+    def other_process() -> None:  # another writer on the same file, like the CLI
+        conn = sqlite3.connect(db_path, timeout=5)
+        try:
+            i = 0
+            while not stop.is_set():
+                conn.execute(
+                    "INSERT OR REPLACE INTO grants VALUES ('job', ?, 'cli', 1, 0, 0)", (f"c{i}",)
+                )
+                conn.commit()
+                i += 1
+        except BaseException as exc:
+            other_errors.append(exc)
+        finally:
+            conn.close()
+
+    thread = threading.Thread(target=other_process)
+    thread.start()
+    try:
+
+        async def one(i: int) -> Level | None:
+            await store.grant("job", f"j{i}", f"p{i % 7}", Level.WRITE)
+            await store.ids("job", f"p{i % 7}", Level.READ)
+            return await store.level("job", f"j{i}", f"p{i % 7}")
+
+        levels = await asyncio.gather(*(one(i) for i in range(400)))
+    finally:
+        stop.set()
+        thread.join()
+    assert other_errors == []
+    assert levels == [Level.WRITE] * 400
+    assert len(await store.ids("job", "p3", Level.WRITE)) == len(range(3, 400, 7))
+
+
+async def test_one_bad_write_does_not_fail_its_batch(db: Database, store: SqliteGrantStore) -> None:
+    bad = db.write("INSERT INTO no_such_table VALUES (1)")
+    good = [store.grant("job", f"g{i}", "alice", Level.READ) for i in range(10)]
+    results = await asyncio.gather(bad, *good, return_exceptions=True)
+    assert isinstance(results[0], DatabaseError)
+    assert results[1:] == [None] * 10
+    assert len(await store.ids("job", "alice", Level.READ)) == 10
+
+
+def test_unusable_paths_name_the_variable(tmp_path: Path) -> None:
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("x")
+    garbage = tmp_path / "garbage.sqlite"
+    garbage.write_bytes(b"this is not a database at all" * 100)
+    folder = tmp_path / "folder.sqlite"
+    folder.mkdir()
+    for path, why in [
+        (not_a_dir / "acl.sqlite", "cannot create its folder"),
+        (garbage, "not a SQLite database"),
+        (folder, "cannot open"),
+    ]:
+        with pytest.raises(DatabaseError) as caught:
+            asyncio.run(Database.open(path))
+        message = str(caught.value)
+        assert "LUMID_ACL_DB_PATH" in message
+        assert str(path) in message
+        assert why in message
+        assert isinstance(caught.value, RuntimeError)
+
+
+def test_newer_schema_is_refused(db_path: Path) -> None:
+    db_path.parent.mkdir(parents=True)
+    conn = sqlite3.connect(db_path)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(DatabaseError, match="newer than this lumid-core"):
+        asyncio.run(Database.open(db_path))
