@@ -221,7 +221,12 @@ class Database:
 
     def read_one(self, sql: str, params: Params = ()) -> tuple[Any, ...] | None:
         """Run a point query in the calling thread (the event loop): keep it tiny."""
-        row: tuple[Any, ...] | None = self._point.execute(sql, params).fetchone()
+        cursor = self._point.execute(sql, params)
+        try:
+            row: tuple[Any, ...] | None = cursor.fetchone()
+        finally:
+            # Reset the statement now so no read transaction (an old snapshot) stays open.
+            cursor.close()
         return row
 
     async def read_all(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
