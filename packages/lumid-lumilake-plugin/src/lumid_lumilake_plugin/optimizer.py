@@ -1,0 +1,200 @@
+"""The remote optimizer: another Lumilake's optimizers offered by this one.
+
+The catalog (`GET {url}/api/v1/optimizer` -> `{"types": [...]}`) is fetched once,
+with `LUMILAKE_RUNTIME_TOKEN` as the bearer when it is set; that is the only
+request the service credential is ever sent with. Each schedule is a
+`lumilake_hook.RemoteOptimizer` posting to `{url}/api/v1/optimizer/schedule` with
+the submitter's bearer from `lumilake_hook.runtime_token_var`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable
+from typing import Any, Final
+
+import httpx
+from lumilake_hook import OptimizerHandle, RemoteOptimizer
+
+from .settings import LumilakeSettings
+
+__all__ = [
+    "CATALOG_PATH",
+    "SCHEDULE_PATH",
+    "CatalogError",
+    "RemoteOptimizerProvider",
+    "fetch_optimizer_catalog",
+    "fetch_optimizer_catalog_sync",
+    "parse_catalog",
+]
+
+CATALOG_PATH: Final = "/api/v1/optimizer"
+SCHEDULE_PATH: Final = "/api/v1/optimizer/schedule"
+_MAX_TYPES: Final = 1000
+_MAX_NAME: Final = 200
+_RETRY_SECONDS: Final = 30.0
+
+
+class CatalogError(RuntimeError):
+    """The remote optimizer's catalog could not be fetched or understood."""
+
+
+def parse_catalog(body: Any) -> list[str]:
+    """The optimizer names of a catalog reply, first spelling of each name kept."""
+    if not isinstance(body, dict) or not isinstance(body.get("types"), list):
+        raise CatalogError('reply is not a JSON object with a "types" list')
+    types: list[Any] = body["types"]
+    if len(types) > _MAX_TYPES:
+        raise CatalogError(f"reply lists {len(types)} types (more than {_MAX_TYPES})")
+    names: list[str] = []
+    seen: set[str] = set()
+    for item in types:
+        if not isinstance(item, str) or not item.strip() or len(item) > _MAX_NAME:
+            raise CatalogError('"types" holds something other than short non-empty names')
+        name = item.strip()
+        if name.lower() not in seen:
+            seen.add(name.lower())
+            names.append(name)
+    return names
+
+
+def _headers(settings: LumilakeSettings) -> dict[str, str]:
+    token = settings.lumilake_runtime_token
+    if token is None or not token.get_secret_value():
+        return {}
+    return {"Authorization": f"Bearer {token.get_secret_value()}"}
+
+
+def _catalog_url(settings: LumilakeSettings) -> str:
+    base = settings.lumilake_remote_optimizer_url
+    if base is None:
+        raise CatalogError("LUMILAKE_REMOTE_OPTIMIZER_URL is not set")
+    return base + CATALOG_PATH
+
+
+def _reply(response: httpx.Response) -> list[str]:
+    if response.status_code != 200:
+        hint = " (check LUMILAKE_RUNTIME_TOKEN)" if response.status_code in (401, 403) else ""
+        raise CatalogError(f"HTTP {response.status_code}{hint}")
+    try:
+        body = response.json()
+    except ValueError:
+        raise CatalogError("reply is not JSON") from None
+    return parse_catalog(body)
+
+
+def _transport_error(exc: httpx.HTTPError, timeout: float) -> CatalogError:
+    if isinstance(exc, httpx.TimeoutException):
+        return CatalogError(f"no reply within {timeout:g}s")
+    return CatalogError(f"{type(exc).__name__}: {exc}")
+
+
+async def fetch_optimizer_catalog(
+    settings: LumilakeSettings, client: httpx.AsyncClient | None = None
+) -> list[str]:
+    """Fetch the remote catalog; raises `CatalogError` saying why it could not.
+
+    `client` is reused when given (the plugin passes its pooled client); otherwise
+    a short-lived one is opened. Used by install() and by `lumid doctor`.
+    """
+    url = _catalog_url(settings)
+    timeout = settings.lumilake_optimizer_catalog_timeout_seconds
+    try:
+        if client is not None:
+            response = await client.get(url, headers=_headers(settings), timeout=timeout)
+        else:
+            async with httpx.AsyncClient(trust_env=False, follow_redirects=False) as own:
+                response = await own.get(url, headers=_headers(settings), timeout=timeout)
+    except httpx.HTTPError as exc:
+        raise _transport_error(exc, timeout) from None
+    return _reply(response)
+
+
+def fetch_optimizer_catalog_sync(settings: LumilakeSettings) -> list[str]:
+    """`fetch_optimizer_catalog` for synchronous callers (Lumilake's job subprocess)."""
+    url = _catalog_url(settings)
+    timeout = settings.lumilake_optimizer_catalog_timeout_seconds
+    try:
+        with httpx.Client(trust_env=False, follow_redirects=False) as client:
+            response = client.get(url, headers=_headers(settings), timeout=timeout)
+    except httpx.HTTPError as exc:
+        raise _transport_error(exc, timeout) from None
+    return _reply(response)
+
+
+class RemoteOptimizerProvider:
+    """`lumilake_hook.OptimizerProvider` over a cached remote catalog.
+
+    Built with the catalog fetched at install, or with `settings` only (the
+    un-entered `install()` result used as plain bindings): then the catalog is
+    fetched on the first lookup, and a failure is retried at most every 30 s.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        settings: LumilakeSettings,
+        catalog: Iterable[str] | None,
+        logger: logging.Logger,
+    ) -> None:
+        base = settings.lumilake_remote_optimizer_url
+        if base is None:
+            raise ValueError("LUMILAKE_REMOTE_OPTIMIZER_URL is not set")
+        self.name = name
+        self.base_url = base
+        self._settings = settings
+        self._timeout = settings.lumilake_remote_optimizer_timeout_seconds
+        self._logger = logger
+        self._lock = threading.Lock()
+        self._next_try = 0.0
+        self._names: list[str] = []
+        self._by_lower: dict[str, str] = {}
+        self._loaded = False
+        if catalog is not None:
+            self._set(catalog)
+
+    def __repr__(self) -> str:
+        return f"RemoteOptimizerProvider(name={self.name!r}, url={self.base_url!r})"
+
+    def _set(self, names: Iterable[str]) -> None:
+        self._names = list(names)
+        self._by_lower = {n.lower(): n for n in self._names}
+        self._loaded = True
+
+    def _ensure_loaded(self) -> None:
+        if self._loaded:
+            return
+        with self._lock:
+            if self._loaded or time.monotonic() < self._next_try:
+                return
+            try:
+                self._set(fetch_optimizer_catalog_sync(self._settings))
+            except CatalogError as exc:
+                self._next_try = time.monotonic() + _RETRY_SECONDS
+                self._logger.error(
+                    "%s: remote optimizer catalog at %s unavailable: %s",
+                    self.name,
+                    self.base_url + CATALOG_PATH,
+                    exc,
+                )
+
+    def list_optimizers(self) -> list[str]:
+        self._ensure_loaded()
+        return list(self._names)
+
+    def create_optimizer(self, optimizer_type: str, **kwargs: Any) -> OptimizerHandle:
+        del kwargs  # e.g. logger=: the remote service does the work
+        self._ensure_loaded()
+        original = self._by_lower.get(optimizer_type.lower())
+        if original is None:
+            advertised = ", ".join(sorted(self._names)) or "nothing"
+            raise ValueError(
+                f"unknown optimizer {optimizer_type!r}: the remote optimizer at "
+                f"{self.base_url} advertises {advertised}"
+            )
+        return RemoteOptimizer(
+            base_url=self.base_url, optimizer_type=original, http_timeout_seconds=self._timeout
+        )

@@ -1,0 +1,230 @@
+"""What `install()` returns: one object for each shape Lumilake's loader accepts.
+
+- entered as an async context manager (Lumilake's server: entered on the
+  lifespan's exit stack, exited at shutdown): opens the core runtime (grant
+  store, pooled client, identity), fetches the optimizer catalog and yields a
+  `lumilake_hook.BaseBindings` with every hook;
+- awaited (a loader with no exit stack): the same bindings; what it opened stays
+  open until `aclose()` or the end of the process;
+- used as plain bindings (Lumilake's job subprocess calls `install()` again
+  synchronously): only the optimizer works, its catalog fetched on first lookup.
+  Identity, permissions and the registrar are then fail-closed stand-ins, so a
+  loader that never enters the object cannot serve requests without
+  authorization.
+
+Creating the object opens nothing, so `install()` may run any number of times.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection, Generator, Sequence
+from contextlib import AsyncExitStack
+from typing import Any, Final
+
+from fastapi import HTTPException
+from lumid_hooks import (
+    IdentityProvider,
+    PermissionChecker,
+    PrincipalContext,
+    ResourceRef,
+    ResourceRegistrar,
+    SubmissionGuard,
+    UsageSink,
+)
+from lumilake_hook import BaseBindings, OptimizerProvider
+
+from lumid_core import PermissionEngine
+from lumid_core.runtime import open_runtime
+
+from .optimizer import CATALOG_PATH, CatalogError, RemoteOptimizerProvider, fetch_optimizer_catalog
+from .permissions import LumilakePermissions
+from .policy import LUMILAKE_POLICY
+from .settings import LumilakeSettings
+
+__all__ = ["PLUGIN", "LumilakeInstall", "NotEntered"]
+
+PLUGIN: Final = "lumid_lumilake_plugin"
+
+
+class NotEntered:
+    """Fail-closed identity, checker and registrar of the un-entered install object."""
+
+    name = f"{PLUGIN}.not-entered"
+
+    def __repr__(self) -> str:
+        return "NotEntered()"
+
+    @staticmethod
+    def _error() -> HTTPException:
+        return HTTPException(
+            status_code=503,
+            detail=(
+                f"{PLUGIN} was loaded without being entered or awaited, so lum.id identity "
+                "and authorization are off in this process; the server must enter install()"
+            ),
+        )
+
+    async def resolve(self, raw_token: str, logger: logging.Logger) -> PrincipalContext | None:
+        if not raw_token:
+            return None
+        raise self._error()
+
+    async def require(
+        self,
+        principal: PrincipalContext,
+        resource: ResourceRef,
+        action: str,
+        logger: logging.Logger,
+    ) -> None:
+        raise self._error()
+
+    async def accessible_ids(
+        self,
+        principal: PrincipalContext,
+        kind: str,
+        action: str,
+        logger: logging.Logger,
+    ) -> frozenset[str] | None:
+        return frozenset()
+
+    async def register(
+        self, principal: PrincipalContext, resource: ResourceRef, logger: logging.Logger
+    ) -> None:
+        raise self._error()
+
+    async def deregister(
+        self, principal: PrincipalContext, resource: ResourceRef, logger: logging.Logger
+    ) -> None:
+        raise self._error()
+
+    async def reconcile(self, resources: Collection[ResourceRef], logger: logging.Logger) -> None:
+        logger.error("%s: reconcile ignored: %s", PLUGIN, self._error().detail)
+
+
+class LumilakeInstall:
+    """The result of `install()` (see the module docstring)."""
+
+    def __init__(self, settings: LumilakeSettings, logger: logging.Logger) -> None:
+        self.settings = settings
+        self._logger = logger
+        self._stack: AsyncExitStack | None = None
+        self._bindings: BaseBindings | None = None
+        self._not_entered = NotEntered()
+        self._lazy_optimizer: RemoteOptimizerProvider | None = None
+
+    def __repr__(self) -> str:
+        state = "open" if self._stack is not None else "not entered"
+        return f"LumilakeInstall({state})"
+
+    # -- async context manager and awaitable -----------------------------------------
+
+    async def __aenter__(self) -> BaseBindings:
+        if self._stack is not None:
+            raise RuntimeError(f"{PLUGIN}: install() result entered twice; call install() again")
+        stack = AsyncExitStack()
+        try:
+            bindings = await self._open(stack)
+        except BaseException:
+            await stack.aclose()
+            raise
+        self._stack = stack
+        self._bindings = bindings
+        return bindings
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def __await__(self) -> Generator[Any, None, BaseBindings]:
+        return self.__aenter__().__await__()
+
+    async def aclose(self) -> None:
+        """Close what entering or awaiting opened (idempotent)."""
+        stack, self._stack, self._bindings = self._stack, None, None
+        if stack is not None:
+            await stack.aclose()
+            self._logger.info("%s: closed", PLUGIN)
+
+    async def _open(self, stack: AsyncExitStack) -> BaseBindings:
+        settings = self.settings
+        logger = self._logger
+        runtime = await stack.enter_async_context(
+            open_runtime(settings, plugin=PLUGIN, logger=logger)
+        )
+        engine = PermissionEngine(
+            name=f"{PLUGIN}.engine", policy=LUMILAKE_POLICY, store=runtime.store
+        )
+        checker = LumilakePermissions(
+            name=f"{PLUGIN}.permissions", engine=engine, store=runtime.store
+        )
+        providers: tuple[OptimizerProvider, ...] = ()
+        optimizer = "off (LUMILAKE_REMOTE_OPTIMIZER_URL is not set)"
+        base = settings.lumilake_remote_optimizer_url
+        if base is not None:
+            try:
+                names = await fetch_optimizer_catalog(settings, runtime.http)
+            except CatalogError as exc:
+                logger.error(
+                    "%s: remote optimizer at %s NOT loaded: catalog %s failed: %s; "
+                    "identity and authorization are on; restart once it is reachable",
+                    PLUGIN,
+                    base,
+                    CATALOG_PATH,
+                    exc,
+                )
+                optimizer = f"FAILED ({exc})"
+            else:
+                provider = RemoteOptimizerProvider(
+                    name=f"{PLUGIN}.optimizer", settings=settings, catalog=names, logger=logger
+                )
+                providers = (provider,)
+                optimizer = f"on ({base}: {', '.join(names) or 'no types advertised'})"
+        logger.info(
+            "%s: installed: identity on (lum.id at %s), permissions on, registrar on "
+            "(grants in %s): always on; remote optimizer %s",
+            PLUGIN,
+            settings.lum_id_base_url,
+            runtime.db.path,
+            optimizer,
+        )
+        return BaseBindings(
+            identity_providers=(runtime.identity,),
+            permission_checkers=(checker,),
+            resource_registrars=(runtime.registrar,),
+            optimizer_providers=providers,
+        )
+
+    # -- plain bindings (an un-entered object) ----------------------------------------
+
+    @property
+    def identity_providers(self) -> Sequence[IdentityProvider]:
+        return (self._not_entered,)
+
+    @property
+    def submission_guards(self) -> Sequence[SubmissionGuard]:
+        return ()
+
+    @property
+    def usage_sinks(self) -> Sequence[UsageSink[Any]]:
+        return ()
+
+    @property
+    def permission_checkers(self) -> Sequence[PermissionChecker]:
+        return (self._not_entered,)
+
+    @property
+    def resource_registrars(self) -> Sequence[ResourceRegistrar]:
+        return (self._not_entered,)
+
+    @property
+    def optimizer_providers(self) -> Sequence[OptimizerProvider]:
+        if self.settings.lumilake_remote_optimizer_url is None:
+            return ()
+        if self._lazy_optimizer is None:
+            self._lazy_optimizer = RemoteOptimizerProvider(
+                name=f"{PLUGIN}.optimizer",
+                settings=self.settings,
+                catalog=None,
+                logger=self._logger,
+            )
+        return (self._lazy_optimizer,)

@@ -1,0 +1,47 @@
+"""Lumilake's settings: the core's `LumidSettings` plus the remote optimizer's.
+
+Load them with `lumid_core.load_settings(LumilakeSettings)`: a bad value raises
+`lumid_core.SettingsError` naming the variable (never echoing a secret).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import urlparse
+
+from lumilake_hook import validate_remote_url
+from pydantic import AfterValidator, Field, SecretStr
+
+from lumid_core import LumidSettings
+
+__all__ = ["LumilakeSettings"]
+
+
+def _remote_url(value: str) -> str:
+    try:
+        validate_remote_url(value)
+    except ValueError as exc:
+        reason = str(exc).replace("base_url", "the URL")
+        raise ValueError(f"{reason} (https://, or http:// to a loopback host only)") from None
+    parsed = urlparse(value.strip())
+    if parsed.username is not None or parsed.password is not None:
+        raise ValueError("must not carry credentials; the service token is LUMILAKE_RUNTIME_TOKEN")
+    if parsed.query or parsed.fragment:
+        raise ValueError("must be a base URL without a query or fragment")
+    return validate_remote_url(value)
+
+
+class LumilakeSettings(LumidSettings):
+    """Environment of the Lumilake plugin (docs/lumilake.md lists every variable)."""
+
+    lumilake_remote_optimizer_url: Annotated[str, AfterValidator(_remote_url)] | None = None
+    """Base URL of a remote Lumilake whose optimizers this server offers; unset = off."""
+
+    lumilake_runtime_token: SecretStr | None = None
+    """Lumilake's service credential: sent only with the install-time catalog request."""
+
+    lumilake_remote_optimizer_timeout_seconds: Annotated[float, Field(gt=0, le=3600)] = 300.0
+    """Timeout of one remote schedule request (scheduling can be slow)."""
+
+    lumilake_optimizer_catalog_timeout_seconds: Annotated[float, Field(gt=0, le=120)] = 10.0
+    """Timeout of the catalog request made at install."""
