@@ -14,10 +14,20 @@ RUN := $(UV) run --locked --all-packages
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
+# uv goes into a private venv; where python3 has no venv module (Debian without
+# python3-venv) it is installed with pip --target instead.
 $(UV):
-	@command -v python3 >/dev/null || { echo "python3 is required to bootstrap uv" >&2; exit 1; }
-	python3 -m venv $(TOOLS)
-	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+	@command -v python3 >/dev/null || { echo "python3 (with pip) is required to bootstrap uv" >&2; exit 1; }
+	@rm -rf $(TOOLS)
+	@if python3 -m venv $(TOOLS) 2>/dev/null && $(TOOLS)/bin/python -m pip --version >/dev/null 2>&1; then \
+	  echo "bootstrapping uv $(UV_VERSION) into $(TOOLS)/"; \
+	  $(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"; \
+	else \
+	  echo "no usable venv module: installing uv $(UV_VERSION) with pip --target $(TOOLS)/pkgs"; \
+	  rm -rf $(TOOLS) && python3 -m pip install --quiet --disable-pip-version-check --target $(TOOLS)/pkgs "uv==$(UV_VERSION)" && \
+	  mkdir -p $(TOOLS)/bin && ln -sf ../pkgs/bin/uv $(TOOLS)/bin/uv; \
+	fi
+	@$(UV) --version
 
 .venv/.synced: $(UV) uv.lock pyproject.toml $(wildcard packages/*/pyproject.toml internal/*/pyproject.toml)
 	$(UV) sync --locked --all-packages
@@ -38,3 +48,19 @@ fmt: .venv/.synced ## apply ruff fixes and formatting
 
 typecheck: .venv/.synced ## mypy --strict over packages and tests
 	$(RUN) mypy
+
+# -- release (docs/releasing.md). Only the three published distributions are built:
+# never `uv build --all-packages`, which would also build the internal/* members.
+.PHONY: build check-dist publish demo
+
+build: .venv/.synced ## build the 3 wheels + sdists into dist/ (no workspace sources), twine check --strict
+	$(RUN) python scripts/release.py build
+
+check-dist: build ## install each built wheel alone into a fresh venv and load it the way its host does
+	$(RUN) python scripts/release.py check-dist
+
+publish: check-dist ## upload dist/ to the private index (UV_PUBLISH_URL etc. override it)
+	$(RUN) python scripts/release.py publish
+
+demo: build ## build, publish to a local index, install each plugin and walk every hook
+	$(RUN) python -m lumid_demo
