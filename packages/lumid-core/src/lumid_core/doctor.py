@@ -1,0 +1,249 @@
+"""`lumid doctor`: the checks an operator runs before starting a server.
+
+The core runs the checks every host shares (settings, the ACL database, lum.id);
+each host plugin adds its own through the `lumid.doctor` entry-point group, named
+after the host (`flowmesh`, `lumilake`) and pointing at an object that satisfies
+`HostDoctor`. The core never imports a plugin: it only loads that entry point.
+
+A check never puts a secret in its detail; it names the environment variable at
+fault instead.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sqlite3
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Final, Protocol, runtime_checkable
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+from lumid_hooks import PrincipalContext
+
+from .db import SCHEMA_VERSION, Database, DatabaseError, schema_version
+from .identity import IntrospectionError, parse_introspection
+from .settings import LumidSettings
+
+__all__ = [
+    "DOCTOR_GROUP",
+    "KNOWN_HOSTS",
+    "Check",
+    "DoctorContext",
+    "HostDoctor",
+    "Introspection",
+    "Status",
+    "check_database",
+    "check_lumid",
+    "installed_hosts",
+    "load_host_doctor",
+    "redact_url",
+]
+
+DOCTOR_GROUP: Final = "lumid.doctor"
+"""Entry-point group: name = host, value = an object satisfying `HostDoctor`."""
+
+KNOWN_HOSTS: Final[Mapping[str, str]] = {
+    "flowmesh": "lumid-flowmesh-plugin",
+    "lumilake": "lumid-lumilake-plugin",
+}
+"""Host name -> the wheel that provides its plugin (and its doctor checks)."""
+
+
+class Status(StrEnum):
+    OK = "OK"
+    WARN = "WARN"
+    FAIL = "FAIL"
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One line of the doctor's report."""
+
+    name: str
+    status: Status
+    detail: str
+    env_var: str | None = None
+    """The environment variable at fault (or checked), when there is one."""
+
+    def as_json(self) -> dict[str, str | None]:
+        return {
+            "check": self.name,
+            "status": self.status.value,
+            "detail": self.detail,
+            "env_var": self.env_var,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Introspection:
+    """What lum.id said about one token: a principal, inactive (with reason), or an error."""
+
+    principal: PrincipalContext | None = None
+    inactive_reason: str | None = None
+    error: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.principal is not None
+
+
+def redact_url(url: str) -> str:
+    """`url` without any user:password part (URLs are printed; credentials never)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparsable URL>"
+    if "@" not in parts.netloc:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit((parts.scheme, "***@" + host, parts.path, parts.query, parts.fragment))
+
+
+@dataclass
+class DoctorContext:
+    """What a host's checks get: validated settings and the core's open resources."""
+
+    settings: LumidSettings
+    http: httpx.AsyncClient
+    environ: Mapping[str, str]
+    db: Database | None = None
+    """None when the database check failed."""
+    lumid_ok: bool = False
+    """True when lum.id answered the dummy introspection correctly."""
+
+    async def introspect(self, token: str) -> Introspection:
+        """Ask lum.id about `token` with the core's parser; never raises, never logs it."""
+        url = self.settings.introspect_url
+        timeout = self.settings.lumid_introspect_timeout_seconds
+        try:
+            response = await self.http.post(url, data={"token": token})
+        except httpx.TimeoutException:
+            return Introspection(
+                error=f"no reply within {timeout:g}s (LUMID_INTROSPECT_TIMEOUT_SECONDS)"
+            )
+        except httpx.HTTPError as exc:
+            return Introspection(error=f"cannot reach it ({type(exc).__name__}: {exc})")
+        if response.status_code != 200:
+            return Introspection(error=f"answered HTTP {response.status_code}, expected 200")
+        try:
+            body = response.json()
+        except ValueError:
+            return Introspection(error="answered 200 with a body that is not JSON")
+        try:
+            verdict = parse_introspection(body, self.settings.lumid_org_id)
+        except IntrospectionError as exc:
+            return Introspection(error=f"answered 200 with an unexpected shape ({exc})")
+        if verdict is None:
+            reason = body.get("reason") if isinstance(body, dict) else None
+            return Introspection(inactive_reason=str(reason) if reason else "inactive")
+        return Introspection(principal=verdict[0])
+
+
+@runtime_checkable
+class HostDoctor(Protocol):
+    """What a host plugin registers under the `lumid.doctor` entry-point group."""
+
+    @property
+    def host(self) -> str:
+        """The host's name, equal to the entry-point name."""
+        ...
+
+    @property
+    def settings_class(self) -> type[LumidSettings]:
+        """The settings class the plugin's `install()` loads."""
+        ...
+
+    async def checks(self, ctx: DoctorContext) -> Sequence[Check]:
+        """The host-specific checks; `ctx.settings` is an instance of `settings_class`."""
+        ...
+
+
+def installed_hosts() -> dict[str, str]:
+    """Host name -> entry-point value for every installed host doctor."""
+    return {ep.name: ep.value for ep in entry_points(group=DOCTOR_GROUP)}
+
+
+class HostNotInstalledError(LookupError):
+    """No plugin for the host is installed; the message names the wheel to install."""
+
+
+def load_host_doctor(host: str) -> HostDoctor:
+    """Load the host's doctor from its entry point.
+
+    Raises `HostNotInstalledError` naming the wheel when the plugin is not installed,
+    and `TypeError` when the entry point is not a `HostDoctor`.
+    """
+    found = [ep for ep in entry_points(group=DOCTOR_GROUP) if ep.name == host]
+    if not found:
+        wheel = KNOWN_HOSTS.get(host, f"lumid-{host}-plugin")
+        raise HostNotInstalledError(
+            f"the {host} plugin is not installed here: install the {wheel} wheel "
+            f"(pip install {wheel}) into this environment"
+        )
+    doctor = found[0].load()
+    if not isinstance(doctor, HostDoctor):
+        raise TypeError(
+            f"entry point {found[0].value!r} in group {DOCTOR_GROUP!r} is not a HostDoctor"
+        )
+    return doctor
+
+
+# -- the checks every host shares ---------------------------------------------------
+
+
+async def check_database(
+    path: Path, *, env_var: str = "LUMID_ACL_DB_PATH"
+) -> tuple[Check, Database | None]:
+    """Open the ACL database exactly as `install()` does: writable, migrated, WAL."""
+    path = path.expanduser()
+    before: int | None = None
+    if path.exists():
+        try:
+            before = schema_version(path)
+        except sqlite3.Error:  # unreadable or not a database: `open` says which
+            before = None
+    try:
+        db = await Database.open(path, env_var=env_var)
+    except DatabaseError as exc:
+        return Check("database", Status.FAIL, str(exc), env_var), None
+    if before is None:
+        detail = f"{path}: writable, schema v{SCHEMA_VERSION} (new file created)"
+    elif before < SCHEMA_VERSION:
+        detail = f"{path}: writable, schema migrated v{before} -> v{SCHEMA_VERSION}"
+    else:
+        detail = f"{path}: writable, schema v{SCHEMA_VERSION} (current)"
+    return Check("database", Status.OK, detail, env_var), db
+
+
+async def check_lumid(ctx: DoctorContext) -> Check:
+    """Introspect a dummy token: lum.id must answer 200 with `active: false` in time."""
+    url = redact_url(ctx.settings.lum_id_base_url)
+    dummy = "lumid-doctor-" + secrets.token_hex(16)
+    started = time.perf_counter()
+    seen = await ctx.introspect(dummy)
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    if seen.error is not None:
+        return Check(
+            "lum.id", Status.FAIL, f"LUM_ID_BASE_URL={url}: {seen.error}", "LUM_ID_BASE_URL"
+        )
+    if seen.active:
+        return Check(
+            "lum.id",
+            Status.FAIL,
+            f"LUM_ID_BASE_URL={url}: a random dummy token came back active; "
+            "this is not lum.id's introspection endpoint",
+            "LUM_ID_BASE_URL",
+        )
+    ctx.lumid_ok = True
+    return Check(
+        "lum.id",
+        Status.OK,
+        f"{url}/oauth/introspect answered active=false for a dummy token "
+        f"in {elapsed_ms:.0f} ms (timeout {ctx.settings.lumid_introspect_timeout_seconds:g}s)",
+        "LUM_ID_BASE_URL",
+    )
