@@ -1,0 +1,86 @@
+"""Lumilake's checks for `lumid doctor --host lumilake` (entry point `lumid.doctor`).
+
+On top of the core's (settings, database, lum.id): the remote optimizer's catalog
+when one is configured, and whether a failed plugin would open the API to everyone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Final
+
+from lumid_core.doctor import Check, DoctorContext, Status, redact_url
+
+from .optimizer import CatalogError, fetch_optimizer_catalog
+from .settings import LumilakeSettings
+
+__all__ = ["DOCTOR", "LumilakeDoctor"]
+
+REQUIRE_VAR: Final = "LUMILAKE_REQUIRE_IDENTITY_PROVIDER"
+
+
+class LumilakeDoctor:
+    host = "lumilake"
+    settings_class = LumilakeSettings
+
+    async def checks(self, ctx: DoctorContext) -> Sequence[Check]:
+        settings = ctx.settings
+        if not isinstance(settings, LumilakeSettings):  # pragma: no cover - core's contract
+            raise TypeError("lumid doctor passed settings of the wrong class")
+        return [await _optimizer(ctx, settings), _require_identity(ctx)]
+
+
+async def _optimizer(ctx: DoctorContext, settings: LumilakeSettings) -> Check:
+    url = settings.lumilake_remote_optimizer_url
+    if url is None:
+        return Check(
+            "optimizer", Status.OK, "remote optimizer off (LUMILAKE_REMOTE_OPTIMIZER_URL unset)"
+        )
+    try:
+        names = await fetch_optimizer_catalog(settings, ctx.http)
+    except CatalogError as exc:
+        reason = str(exc)
+        var = (
+            "LUMILAKE_RUNTIME_TOKEN"
+            if "LUMILAKE_RUNTIME_TOKEN" in reason
+            else "LUMILAKE_REMOTE_OPTIMIZER_URL"
+        )
+        return Check(
+            "optimizer",
+            Status.FAIL,
+            f"LUMILAKE_REMOTE_OPTIMIZER_URL={redact_url(url)}: catalog fetch failed: {reason}",
+            var,
+        )
+    if not names:
+        return Check(
+            "optimizer",
+            Status.WARN,
+            f"{redact_url(url)} advertises no optimizer types",
+            "LUMILAKE_REMOTE_OPTIMIZER_URL",
+        )
+    return Check(
+        "optimizer",
+        Status.OK,
+        f"{redact_url(url)} offers {len(names)} types: {', '.join(names[:20])}",
+        "LUMILAKE_REMOTE_OPTIMIZER_URL",
+    )
+
+
+def _require_identity(ctx: DoctorContext) -> Check:
+    if ctx.environ.get(REQUIRE_VAR, "").strip() == "1":
+        return Check(
+            "fail closed",
+            Status.OK,
+            f"{REQUIRE_VAR}=1: if this plugin fails to load, Lumilake answers 503",
+            REQUIRE_VAR,
+        )
+    return Check(
+        "fail closed",
+        Status.WARN,
+        f"{REQUIRE_VAR} is not 1: if this plugin fails to load (Lumilake logs and skips "
+        "it), every request is served as a default admin",
+        REQUIRE_VAR,
+    )
+
+
+DOCTOR: Final = LumilakeDoctor()
