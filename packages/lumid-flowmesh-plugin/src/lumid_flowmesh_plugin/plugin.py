@@ -1,0 +1,108 @@
+"""`install()`: what FlowMesh's loader calls (`FLOWMESH_PLUGINS=lumid_flowmesh_plugin`)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, Final
+
+from flowmesh_hook import BaseBindings
+
+from lumid_core import PermissionEngine, load_settings
+from lumid_core.runtime import open_runtime
+
+from .billing import RunmeshBilling, open_billing
+from .guard import BalanceGuard
+from .policy import FLOWMESH_POLICY
+from .registrar import FlowMeshRegistrar
+from .settings import FlowMeshSettings
+from .supplier import NamespaceSupplierResolver
+
+__all__ = ["PLUGIN", "FlowMeshBindings", "install", "logger"]
+
+PLUGIN: Final = "lumid_flowmesh_plugin"
+logger = logging.getLogger(PLUGIN)
+
+
+@dataclass(frozen=True)
+class FlowMeshBindings(BaseBindings):
+    """`flowmesh_hook.BaseBindings` (passes both hosts' gates) plus the billing
+    handle for tests, benchmarks and diagnostics (None when billing is off)."""
+
+    billing: RunmeshBilling | None = None
+
+
+@asynccontextmanager
+async def install(**overrides: Any) -> AsyncIterator[FlowMeshBindings]:
+    """Validate settings, open the database and clients, yield the hooks, close all.
+
+    Raises `lumid_core.SettingsError` naming the variable on bad configuration and
+    `lumid_core.DatabaseError` (a RuntimeError naming LUMID_ACL_DB_PATH) when the
+    database cannot be used: FlowMesh then refuses to start. `overrides` replace
+    environment values (tests); FlowMesh calls `install()` with none.
+    """
+    held_recheck = float(overrides.pop("held_recheck_seconds", 5.0))
+    settings = load_settings(FlowMeshSettings, **overrides)
+    async with open_runtime(settings, plugin=PLUGIN, logger=logger) as rt:
+        engine = PermissionEngine(
+            name=f"{PLUGIN}.permissions", policy=FLOWMESH_POLICY, store=rt.store
+        )
+        registrar = FlowMeshRegistrar(name=f"{PLUGIN}.registrar", core=rt.registrar, db=rt.db)
+        supplier = NamespaceSupplierResolver(name=f"{PLUGIN}.supplier")
+        billing: RunmeshBilling | None = None
+        guards: tuple[BalanceGuard, ...] = ()
+        if settings.billing_enabled:
+            billing = await rt.exit_stack.enter_async_context(
+                open_billing(
+                    settings,
+                    db=rt.db,
+                    directory=rt.directory,
+                    plugin=PLUGIN,
+                    logger=logger,
+                    held_recheck_seconds=held_recheck,
+                )
+            )
+            if settings.guard_enabled:
+                guards = (
+                    BalanceGuard(
+                        name=f"{PLUGIN}.balance_guard",
+                        client=billing.client,
+                        directory=rt.directory,
+                        org_id=settings.lumid_org_id,
+                        topup_url=settings.lumid_topup_url,
+                        logger=logger,
+                    ),
+                )
+        logger.info("%s: %s", PLUGIN, describe(settings))
+        yield FlowMeshBindings(
+            identity_providers=(rt.identity,),
+            permission_checkers=(engine,),
+            resource_registrars=(registrar,),
+            usage_sinks=() if billing is None else (billing.sink,),
+            submission_guards=guards,
+            supplier_resolvers=(supplier,),
+            billing=billing,
+        )
+
+
+def describe(settings: FlowMeshSettings) -> str:
+    """The install log line: which hooks are on and why (never a secret)."""
+    on = ["identity (lum.id at " + settings.lum_id_base_url + ")", "permissions", "registrar"]
+    off: list[str] = []
+    if settings.billing_enabled:
+        on.append(f"billing (Runmesh at {settings.runmesh_billing_base_url})")
+        if settings.guard_enabled:
+            on.append("balance guard")
+        else:
+            off.append("balance guard (LUMID_BALANCE_GUARD=off)")
+    else:
+        reason = settings.billing_off_reason
+        off.append(f"billing ({reason})")
+        off.append(f"balance guard ({reason})")
+    on.append("supplier (worker namespace)")
+    line = f"hooks on: {', '.join(on)}; database {settings.lumid_acl_db_path}"
+    if off:
+        line += f"; off: {', '.join(off)}"
+    return line

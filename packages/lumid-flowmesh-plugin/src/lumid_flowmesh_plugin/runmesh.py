@@ -1,0 +1,189 @@
+"""The Runmesh billing bridge client: entries, balance checks and a cheap probe.
+
+Two connection pools, on purpose: billing deliveries use one bounded pool (at most
+`LUMID_BILLING_CONCURRENCY` connections) and balance checks / the probe use their
+own, so a submission's balance check is never queued behind a backlog of deliveries.
+The bridge secret travels only in the `X-Bridge-Secret` header; it never appears in
+a reason, a log line or a repr.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any, Final
+
+import httpx
+
+from lumid_core.outbox import Dead, Delivered, Outcome, Retry
+
+__all__ = [
+    "BALANCE_PATH",
+    "ENTRY_PATH",
+    "Balance",
+    "ProbeResult",
+    "RunmeshClient",
+    "RunmeshUnavailable",
+]
+
+ENTRY_PATH: Final = "/billing/flowmesh-entry"
+BALANCE_PATH: Final = "/billing/check-balance"
+PROBE_EMAIL: Final = "lumid-doctor-probe@lumid.invalid"
+_USER_AGENT: Final = "lumid-flowmesh-plugin"
+_BAD_CREDENTIAL: Final = (
+    "Runmesh rejected the bridge secret (HTTP {status}); check FLOWMESH_BRIDGE_SECRET"
+)
+
+
+class RunmeshUnavailable(Exception):
+    """Runmesh gave no usable answer (the message never holds the secret)."""
+
+
+@dataclass(frozen=True)
+class Balance:
+    sufficient: bool
+    balance: str
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    ok: bool
+    detail: str
+
+
+def _envelope(response: httpx.Response) -> Mapping[str, Any] | None:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    if not isinstance(body, dict) or not isinstance(body.get("code"), int):
+        return None
+    return body
+
+
+def _msg(body: Mapping[str, Any]) -> str:
+    msg = body.get("msg")
+    return str(msg)[:300] if msg is not None else "no message"
+
+
+def _http_error(exc: httpx.HTTPError) -> str:
+    if isinstance(exc, httpx.TimeoutException):
+        return f"no reply in time ({type(exc).__name__})"
+    return f"{type(exc).__name__}: {exc}"[:300]
+
+
+class RunmeshClient:
+    """`POST {RUNMESH_BILLING_BASE_URL}/billing/...` with `X-Bridge-Secret`."""
+
+    def __init__(
+        self,
+        base_url: str,
+        secret: str,
+        *,
+        delivery_timeout: float = 10.0,
+        delivery_concurrency: int = 16,
+        guard_timeout: float = 2.0,
+    ) -> None:
+        if not secret:
+            raise ValueError("FLOWMESH_BRIDGE_SECRET is empty")
+        self.base_url = base_url.rstrip("/")
+        self.entry_url = self.base_url + ENTRY_PATH
+        self.balance_url = self.base_url + BALANCE_PATH
+        self.guard_timeout = guard_timeout
+        headers = {"X-Bridge-Secret": secret, "User-Agent": _USER_AGENT}
+        self._delivery = httpx.AsyncClient(
+            timeout=httpx.Timeout(delivery_timeout),
+            limits=httpx.Limits(
+                max_connections=delivery_concurrency,
+                max_keepalive_connections=delivery_concurrency,
+            ),
+            headers=headers,
+            follow_redirects=False,
+            trust_env=False,
+        )
+        self._guard = httpx.AsyncClient(
+            timeout=httpx.Timeout(guard_timeout),
+            limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
+            headers=headers,
+            follow_redirects=False,
+            trust_env=False,
+        )
+
+    def __repr__(self) -> str:
+        return f"RunmeshClient(base_url={self.base_url!r})"
+
+    async def aclose(self) -> None:
+        await self._delivery.aclose()
+        await self._guard.aclose()
+
+    async def post_entry(self, body: Mapping[str, Any]) -> Outcome:
+        """Post one billing entry and classify the reply (never raises)."""
+        try:
+            response = await self._delivery.post(self.entry_url, json=dict(body))
+        except httpx.HTTPError as exc:
+            return Retry(_http_error(exc))
+        status = response.status_code
+        if status in (401, 403):
+            return Dead(_BAD_CREDENTIAL.format(status=status))
+        if status >= 500 or status in (408, 425, 429):
+            return Retry(f"HTTP {status}")
+        if status != 200:
+            return Dead(f"HTTP {status}: {response.text[:300]}")
+        envelope = _envelope(response)
+        if envelope is None:
+            # A proxy's page or a half-written reply: not Runmesh's verdict yet.
+            return Retry("HTTP 200 without a Runmesh envelope")
+        code = envelope["code"]
+        if code == 200:
+            data = envelope.get("data")
+            idempotent = isinstance(data, dict) and data.get("idempotent") is True
+            return Delivered("already recorded (idempotent)" if idempotent else None)
+        return Dead(f"Runmesh code {code}: {_msg(envelope)}")
+
+    async def check_balance(self, email: str, required: str = "0.01") -> Balance:
+        """Ask whether `email` has at least `required`; raises RunmeshUnavailable."""
+        body = {"userEmail": email, "requiredAmount": required}
+        try:
+            response = await self._guard.post(self.balance_url, json=body)
+        except httpx.HTTPError as exc:
+            raise RunmeshUnavailable(_http_error(exc)) from None
+        if response.status_code != 200:
+            if response.status_code in (401, 403):
+                raise RunmeshUnavailable(_BAD_CREDENTIAL.format(status=response.status_code))
+            raise RunmeshUnavailable(f"HTTP {response.status_code}")
+        envelope = _envelope(response)
+        if envelope is None:
+            raise RunmeshUnavailable("reply is not a Runmesh envelope")
+        if envelope["code"] != 200:
+            raise RunmeshUnavailable(f"Runmesh code {envelope['code']}: {_msg(envelope)}")
+        data = envelope.get("data")
+        if not isinstance(data, dict) or not isinstance(data.get("sufficient"), bool):
+            raise RunmeshUnavailable("reply has no boolean data.sufficient")
+        raw = data.get("balance")
+        try:
+            balance = str(Decimal(str(raw))) if raw is not None else "unknown"
+        except InvalidOperation:
+            balance = "unknown"
+        return Balance(sufficient=data["sufficient"], balance=balance)
+
+    async def probe(self) -> ProbeResult:
+        """Cheap reachability and secret check for `lumid doctor`.
+
+        Posts a balance check for a reserved address that is no user (it charges
+        nothing): any Runmesh envelope means reachable with the secret accepted;
+        HTTP 401/403 means the secret is wrong.
+        """
+        body = {"userEmail": PROBE_EMAIL, "requiredAmount": "0.01"}
+        try:
+            response = await self._guard.post(self.balance_url, json=body)
+        except httpx.HTTPError as exc:
+            return ProbeResult(False, f"{self.balance_url}: {_http_error(exc)}")
+        status = response.status_code
+        if status in (401, 403):
+            return ProbeResult(False, _BAD_CREDENTIAL.format(status=status))
+        if status != 200:
+            return ProbeResult(False, f"{self.balance_url}: HTTP {status}")
+        if _envelope(response) is None:
+            return ProbeResult(False, f"{self.balance_url}: reply is not a Runmesh envelope")
+        return ProbeResult(True, f"{self.base_url} reachable, bridge secret accepted")

@@ -1,0 +1,57 @@
+"""FlowMesh plugin settings: the core's variables plus Runmesh billing.
+
+Load with `lumid_core.load_settings(FlowMeshSettings)`: a bad value raises
+`lumid_core.SettingsError` naming the variable.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BeforeValidator, Field, SecretStr
+
+from lumid_core.settings import HttpUrlStr, LumidSettings
+
+__all__ = ["FlowMeshSettings"]
+
+
+def _on_off(value: object) -> object:
+    return value.strip().lower() if isinstance(value, str) else value
+
+
+class FlowMeshSettings(LumidSettings):
+    """Environment of the FlowMesh plugin (docs/flowmesh.md lists every variable)."""
+
+    runmesh_billing_base_url: HttpUrlStr | None = None
+    flowmesh_bridge_secret: SecretStr | None = None
+    lumid_balance_guard: Annotated[Literal["on", "off"], BeforeValidator(_on_off)] = "off"
+    lumid_billing_timeout_seconds: Annotated[float, Field(gt=0, le=120)] = 10.0
+    lumid_billing_concurrency: Annotated[int, Field(ge=1, le=256)] = 16
+    lumid_billing_flush_seconds: Annotated[float, Field(ge=0, le=300)] = 5.0
+    lumid_billing_status_interval_seconds: Annotated[float, Field(ge=1, le=86400)] = 60.0
+    lumid_billing_retention_days: Annotated[float, Field(gt=0, le=3650)] = 30.0
+    lumid_balance_guard_timeout_seconds: Annotated[float, Field(gt=0, le=30)] = 2.0
+    lumid_topup_url: HttpUrlStr | None = None
+
+    @property
+    def bridge_secret(self) -> str:
+        """The bridge secret, or "" when unset or blank."""
+        secret = self.flowmesh_bridge_secret
+        return "" if secret is None else secret.get_secret_value().strip()
+
+    @property
+    def billing_enabled(self) -> bool:
+        return bool(self.runmesh_billing_base_url) and bool(self.bridge_secret)
+
+    @property
+    def billing_off_reason(self) -> str | None:
+        """Why billing is off (naming the variable), or None when it is on."""
+        if not self.runmesh_billing_base_url:
+            return "RUNMESH_BILLING_BASE_URL is empty"
+        if not self.bridge_secret:
+            return "FLOWMESH_BRIDGE_SECRET is empty"
+        return None
+
+    @property
+    def guard_enabled(self) -> bool:
+        return self.billing_enabled and self.lumid_balance_guard == "on"
