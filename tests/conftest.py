@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from lumid_core import LumidSettings, load_settings
 from lumid_core.runtime import CoreRuntime, open_runtime
-from lumid_fakes import FakeLumId
+from lumid_fakes import FakeLumId, FakeRunmesh
 
 
 @pytest.fixture
@@ -20,6 +20,12 @@ def logger() -> logging.Logger:
 @pytest.fixture
 def fake_lumid() -> Iterator[FakeLumId]:
     with FakeLumId() as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake_runmesh() -> Iterator[FakeRunmesh]:
+    with FakeRunmesh() as fake:
         yield fake
 
 
