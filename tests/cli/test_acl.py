@@ -1,0 +1,342 @@
+"""`lumid acl` as a subprocess, against real database files (and a live engine on them)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from subprocess import CompletedProcess
+
+import pytest
+from fastapi import HTTPException
+from lumid_hooks import PrincipalContext, ResourceRef
+
+from lumid_core import Database, Level, PermissionEngine, Policy, SqliteGrantStore
+
+type Cli = Callable[..., CompletedProcess[str]]
+
+
+def _lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def test_grant_ls_revoke_round(cli: Cli, db_path: Path) -> None:
+    r = cli(
+        "acl",
+        "grant",
+        "--kind",
+        "workflow",
+        "--id",
+        "wf-1",
+        "--principal",
+        "bob",
+        "--level",
+        "read",
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "granted read on workflow 'wf-1' to bob"
+    assert db_path.is_file()
+    cli("acl", "grant", "--kind", "job", "--id", "j-9", "--principal", "carol", "--level", "write")
+
+    everything = cli("acl", "ls")
+    assert everything.returncode == 0
+    rows = _lines(everything.stdout)
+    assert rows[0].split() == ["KIND", "ID", "PRINCIPAL", "LEVEL", "GRANTED"]
+    assert [r.split()[:4] for r in rows[1:]] == [
+        ["job", "j-9", "carol", "write"],
+        ["workflow", "wf-1", "bob", "read"],
+    ]
+    only_bob = cli("acl", "ls", "--principal", "bob")
+    assert [r.split()[:4] for r in _lines(only_bob.stdout)[1:]] == [
+        ["workflow", "wf-1", "bob", "read"]
+    ]
+    by_kind_and_id = cli("acl", "ls", "--kind", "job", "--id", "j-9")
+    assert len(_lines(by_kind_and_id.stdout)) == 2
+
+    revoked = cli("acl", "revoke", "--kind", "workflow", "--id", "wf-1", "--principal", "bob")
+    assert revoked.returncode == 0
+    assert "revoked bob's grant on workflow 'wf-1'" in revoked.stdout
+    nothing = cli("acl", "ls", "--principal", "bob")
+    assert nothing.returncode == 0
+    assert nothing.stdout == ""
+    assert "no grants match" in nothing.stderr
+
+
+def test_grant_never_lowers_and_says_so(cli: Cli) -> None:
+    cli("acl", "grant", "--kind", "job", "--id", "j", "--principal", "p", "--level", "write")
+    r = cli("acl", "grant", "--kind", "job", "--id", "j", "--principal", "p", "--level", "read")
+    assert r.returncode == 0
+    assert "p already holds write on job 'j'; kept" in r.stdout
+    assert _lines(cli("acl", "ls").stdout)[1].split()[3] == "write"
+
+
+def test_revoke_of_a_missing_grant_fails(cli: Cli) -> None:
+    cli("acl", "grant", "--kind", "job", "--id", "j", "--principal", "p", "--level", "read")
+    r = cli("acl", "revoke", "--kind", "job", "--id", "j", "--principal", "someone-else")
+    assert r.returncode == 1
+    assert "someone-else holds no grant on job 'j'; nothing revoked" in r.stderr
+
+
+def test_reading_a_missing_database_names_the_variable_and_creates_nothing(
+    cli: Cli, tmp_path: Path
+) -> None:
+    missing = tmp_path / "nowhere" / "acl.sqlite"
+    r = cli("acl", "ls", env={"LUMID_ACL_DB_PATH": str(missing)})
+    assert r.returncode == 1
+    assert f"LUMID_ACL_DB_PATH={str(missing)!r}: no database there" in r.stderr
+    assert not missing.parent.exists()
+    r = cli("acl", "export", "--db", str(missing))
+    assert r.returncode == 1
+    assert f"--db={str(missing)!r}: no database there" in r.stderr
+
+
+def test_db_option_overrides_the_variable(cli: Cli, tmp_path: Path, db_path: Path) -> None:
+    other = tmp_path / "other.sqlite"
+    r = cli(
+        "acl",
+        "grant",
+        "--db",
+        str(other),
+        "--kind",
+        "k",
+        "--id",
+        "i",
+        "--principal",
+        "p",
+        "--level",
+        "read",
+    )
+    assert r.returncode == 0
+    assert other.is_file()
+    assert not db_path.exists()
+
+
+def test_unwritable_database_path_fails_naming_the_variable(cli: Cli, tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    bad = blocker / "acl.sqlite"
+    r = cli(
+        "acl",
+        "grant",
+        "--kind",
+        "k",
+        "--id",
+        "i",
+        "--principal",
+        "p",
+        "--level",
+        "read",
+        env={"LUMID_ACL_DB_PATH": str(bad)},
+    )
+    assert r.returncode == 1
+    assert r.stderr.startswith(
+        f"lumid: error: LUMID_ACL_DB_PATH={str(bad)!r}: cannot create its folder"
+    )
+    not_sqlite = tmp_path / "garbage.sqlite"
+    not_sqlite.write_bytes(b"this is not sqlite" * 100)
+    r = cli("acl", "ls", "--db", str(not_sqlite))
+    assert r.returncode == 1
+    assert "--db=" in r.stderr
+    assert "not a SQLite database" in r.stderr
+
+
+def test_export_import_round_trip_keeps_levels_and_times(cli: Cli, tmp_path: Path) -> None:
+    cli(
+        "acl",
+        "grant",
+        "--kind",
+        "workflow",
+        "--id",
+        "wf-1",
+        "--principal",
+        "bob",
+        "--level",
+        "read",
+    )
+    cli("acl", "grant", "--kind", "task", "--id", "t-1", "--principal", "alice", "--level", "write")
+    exported = cli("acl", "export")
+    assert exported.returncode == 0
+    assert "exported 2 grants" in exported.stderr
+    records = [json.loads(line) for line in _lines(exported.stdout)]
+    assert [(g["kind"], g["id"], g["principal_id"], g["level"]) for g in records] == [
+        ("task", "t-1", "alice", "write"),
+        ("workflow", "wf-1", "bob", "read"),
+    ]
+    dump = tmp_path / "grants.jsonl"
+    dump.write_text(exported.stdout)
+
+    moved = tmp_path / "moved" / "acl.sqlite"
+    r = cli("acl", "import", "--db", str(moved), str(dump))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == f"imported 2 grants from {dump} into {moved}"
+    again = cli("acl", "export", "--db", str(moved))
+    assert [json.loads(line) for line in _lines(again.stdout)] == records
+
+    # stdin works too, and an import never lowers a level
+    r = cli(
+        "acl",
+        "import",
+        "--db",
+        str(moved),
+        stdin='{"kind":"task","id":"t-1","principal_id":"alice","level":"read"}\n\n'
+        '{"kind":"job","id":"j","principal_id":"zoe","level":"read"}\n',
+    )
+    assert r.returncode == 0, r.stderr
+    levels = {
+        (g["kind"], g["principal_id"]): g["level"]
+        for g in map(json.loads, _lines(cli("acl", "export", "--db", str(moved)).stdout))
+    }
+    assert levels == {
+        ("task", "alice"): "write",
+        ("workflow", "bob"): "read",
+        ("job", "zoe"): "read",
+    }
+
+
+@pytest.mark.parametrize(
+    ("line", "why"),
+    [
+        ("{not json", "not JSON"),
+        ('["a"]', "expected a JSON object"),
+        ('{"kind":"k","id":"i","principal_id":"p","level":"admin"}', "'level' must be"),
+        (
+            '{"kind":"","id":"i","principal_id":"p","level":"read"}',
+            "'kind' must be a non-empty string",
+        ),
+        ('{"kind":"k","id":"i","level":"read"}', "'principal_id' must be a non-empty string"),
+        (
+            '{"kind":"k","id":"i","principal_id":"p","level":"read","granted_at":"x"}',
+            "'granted_at'",
+        ),
+    ],
+)
+def test_a_bad_import_line_imports_nothing(cli: Cli, db_path: Path, line: str, why: str) -> None:
+    good = '{"kind":"job","id":"ok","principal_id":"p","level":"read"}'
+    r = cli("acl", "import", stdin=f"{good}\n{line}\n")
+    assert r.returncode == 1
+    assert r.stderr.startswith("lumid: error: <stdin>:2: ")
+    assert why in r.stderr
+    assert not db_path.exists()  # validated before the database is even opened
+
+
+def test_import_of_a_missing_file(cli: Cli, tmp_path: Path) -> None:
+    r = cli("acl", "import", str(tmp_path / "absent.jsonl"))
+    assert r.returncode == 1
+    assert "absent.jsonl: cannot read" in r.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [],
+        ["acl"],
+        ["acl", "frobnicate"],
+        ["acl", "grant", "--kind", "k", "--id", "i", "--principal", "p"],
+        ["acl", "grant", "--kind", "k", "--id", "i", "--principal", "p", "--level", "owner"],
+        ["acl", "grant", "--kind", " ", "--id", "i", "--principal", "p", "--level", "read"],
+        ["acl", "revoke", "--kind", "k", "--id", "i"],
+        ["acl", "ls", "--level", "read"],
+        ["acl", "import", "a", "b"],
+    ],
+)
+def test_bad_arguments_are_usage_errors(cli: Cli, args: list[str]) -> None:
+    r = cli(*args)
+    assert r.returncode == 2
+    assert "usage: lumid" in r.stderr
+    assert r.stdout == ""
+
+
+# -- a running server's engine sees what the CLI does ------------------------------
+
+_POLICY = Policy.build(
+    kinds=["workflow"],
+    admin_scopes=["admin"],
+    kind_scopes={("workflow", "read"): ["wf:read"], ("workflow", "write"): ["wf:write"]},
+)
+
+
+@pytest.fixture
+async def live_engine(db_path: Path) -> AsyncIterator[PermissionEngine]:
+    """A server-side engine holding the database open while the CLI works on it."""
+    db = await Database.open(db_path)
+    try:
+        yield PermissionEngine(name="server", policy=_POLICY, store=SqliteGrantStore(db))
+    finally:
+        await db.close()
+
+
+async def _allowed(engine: PermissionEngine, who: PrincipalContext, action: str) -> bool:
+    ref = ResourceRef(kind="workflow", id="wf-1")
+    try:
+        await engine.require(who, ref, action, logging.getLogger("t"))
+    except HTTPException as exc:
+        status = exc.status_code
+    else:
+        return True
+    assert status == 403
+    return False
+
+
+async def test_a_running_engine_honours_cli_grants_and_revokes(
+    cli: Cli, live_engine: PermissionEngine
+) -> None:
+    bob = PrincipalContext(
+        principal_id="bob",
+        org_id="o",
+        external_id="bob",
+        principal_type="user",
+        scopes=["wf:read", "wf:write"],
+    )
+    assert not await _allowed(live_engine, bob, "read")
+    assert (
+        cli(
+            "acl",
+            "grant",
+            "--kind",
+            "workflow",
+            "--id",
+            "wf-1",
+            "--principal",
+            "bob",
+            "--level",
+            "read",
+        ).returncode
+        == 0
+    )
+    assert await _allowed(live_engine, bob, "read")
+    assert not await _allowed(live_engine, bob, "write")
+    assert await live_engine.accessible_ids(
+        bob, "workflow", "read", logging.getLogger("t")
+    ) == frozenset({"wf-1"})
+    assert (
+        cli("acl", "revoke", "--kind", "workflow", "--id", "wf-1", "--principal", "bob").returncode
+        == 0
+    )
+    assert not await _allowed(live_engine, bob, "read")
+    assert (
+        await live_engine.accessible_ids(bob, "workflow", "read", logging.getLogger("t"))
+        == frozenset()
+    )
+
+
+async def test_cli_import_while_the_server_writes(cli: Cli, db_path: Path, tmp_path: Path) -> None:
+    db = await Database.open(db_path)
+    try:
+        store = SqliteGrantStore(db)
+        await store.grant("workflow", "server-made", "alice", Level.WRITE)
+        lines = "".join(
+            json.dumps({"kind": "job", "id": f"j{i}", "principal_id": "bulk", "level": "read"})
+            + "\n"
+            for i in range(2000)
+        )
+        r = cli("acl", "import", stdin=lines)
+        assert r.returncode == 0, r.stderr
+        await store.grant("workflow", "server-made-later", "alice", Level.WRITE)
+        assert len(await store.ids("job", "bulk", Level.READ)) == 2000
+        assert await store.ids("workflow", "alice", Level.WRITE) == {
+            "server-made",
+            "server-made-later",
+        }
+    finally:
+        await db.close()
