@@ -36,6 +36,7 @@ class FakeRunmesh(FakeServer):
         self.entries: dict[str, dict[str, Any]] = {}
         self.duplicates = 0
         self.mode = "ok"
+        self.path_modes: dict[str, str] = {}  # per-path override of `mode`
         self.delay = 0.0
         self.status_code = 503
         self.envelope_code = 500
@@ -54,7 +55,7 @@ class FakeRunmesh(FakeServer):
     def handle(self, request: Recorded) -> Reply | None:
         if request.method != "POST" or request.path not in (ENTRY_PATH, BALANCE_PATH):
             return Reply(404, {"code": 404, "msg": "not found"})
-        mode = self.mode
+        mode = self.path_modes.get(request.path, self.mode)
         if mode == "down":
             return None
         if mode == "hang":

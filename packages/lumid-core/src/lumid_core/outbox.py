@@ -405,6 +405,7 @@ class OutboxWorker:
         self._closing = False
         self._paused_until = 0.0
         self._failures = 0  # consecutive transient failures
+        self._next_recheck = 0.0  # monotonic time of the next held-row re-check
         self.delivered = 0
         self.retried = 0
         self.dead = 0
@@ -468,7 +469,6 @@ class OutboxWorker:
 
     async def _run(self) -> None:
         next_status = time.monotonic() + self._status_interval
-        next_recheck = 0.0
         next_prune = time.monotonic() + 60.0
         try:
             while True:
@@ -478,8 +478,8 @@ class OutboxWorker:
                     if mono >= next_status:
                         next_status = mono + self._status_interval
                         await self._log_status()
-                    if self._recheck is not None and mono >= next_recheck:
-                        next_recheck = mono + self._recheck_interval
+                    if self._recheck is not None and mono >= self._next_recheck:
+                        self._next_recheck = mono + self._recheck_interval
                         await self._run_recheck()
                     if mono >= next_prune:
                         next_prune = mono + 3600.0
@@ -521,6 +521,8 @@ class OutboxWorker:
             return
         else:
             timeout = self._idle_poll
+            if self._recheck is not None:
+                timeout = min(timeout, max(0.001, self._next_recheck - time.monotonic()))
             if not self._inflight:
                 nxt = self.outbox.next_due_at()
                 if nxt is not None:

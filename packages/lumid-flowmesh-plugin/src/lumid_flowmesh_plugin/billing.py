@@ -22,7 +22,16 @@ from typing import Any, Final
 from flowmesh_hook import UsageRow
 
 from lumid_core import Database, PrincipalDirectory
-from lumid_core.outbox import Deliver, Held, NewEntry, Outbox, OutboxStats, OutboxWorker, Outcome
+from lumid_core.outbox import (
+    Deliver,
+    Held,
+    NewEntry,
+    Outbox,
+    OutboxStats,
+    OutboxWorker,
+    Outcome,
+    RateLimitedLog,
+)
 from lumid_core.outbox import OutboxEntry as Entry
 
 from .registrar import workflow_of
@@ -148,6 +157,7 @@ class RunmeshUsageSink:
         self._db = outbox.db
         self._directory = directory
         self._worker = worker
+        self._warn = RateLimitedLog(logging.getLogger(name.split(".", 1)[0]), 60.0)
 
     def __repr__(self) -> str:
         return f"RunmeshUsageSink(name={self.name!r})"
@@ -177,12 +187,18 @@ class RunmeshUsageSink:
             return
         for entry in entries:
             if entry.dead:
-                logger.error(
-                    "%s: usage row %s not billable: %s", self.name, entry.key, entry.reason
+                self._warn.log(
+                    logging.ERROR,
+                    "invalid",
+                    "%s: usage row %s kept as a dead letter, not billable: %s",
+                    self.name,
+                    entry.key,
+                    entry.reason,
                 )
             elif entry.hold_on is not None:
-                logger.warning(
-                    "%s: task %s held until the email of %s is known",
+                self._warn.warning(
+                    "held",
+                    "%s: task %s held until the email of principal %s is known",
                     self.name,
                     entry.key,
                     entry.hold_on,
@@ -232,7 +248,6 @@ async def open_billing(
     directory: PrincipalDirectory,
     plugin: str,
     logger: logging.Logger,
-    held_recheck_seconds: float = 5.0,
 ) -> AsyncIterator[RunmeshBilling]:
     """Start Runmesh billing; on exit flush within LUMID_BILLING_FLUSH_SECONDS."""
     base_url = settings.runmesh_billing_base_url
@@ -263,7 +278,11 @@ async def open_billing(
         concurrency=settings.lumid_billing_concurrency,
         status_interval=settings.lumid_billing_status_interval_seconds,
         recheck=recheck,
-        recheck_interval=held_recheck_seconds,
+        recheck_interval=settings.lumid_billing_held_recheck_seconds,
+        base_delay=settings.lumid_billing_retry_base_seconds,
+        max_delay=max(
+            settings.lumid_billing_retry_max_seconds, settings.lumid_billing_retry_base_seconds
+        ),
         retention_seconds=settings.lumid_billing_retention_days * 86400.0,
     )
     sink = RunmeshUsageSink(

@@ -6,7 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
 from flowmesh_hook import BaseBindings
 
@@ -35,16 +35,14 @@ class FlowMeshBindings(BaseBindings):
 
 
 @asynccontextmanager
-async def install(**overrides: Any) -> AsyncIterator[FlowMeshBindings]:
+async def install() -> AsyncIterator[FlowMeshBindings]:
     """Validate settings, open the database and clients, yield the hooks, close all.
 
     Raises `lumid_core.SettingsError` naming the variable on bad configuration and
     `lumid_core.DatabaseError` (a RuntimeError naming LUMID_ACL_DB_PATH) when the
-    database cannot be used: FlowMesh then refuses to start. `overrides` replace
-    environment values (tests); FlowMesh calls `install()` with none.
+    database cannot be used: FlowMesh then refuses to start.
     """
-    held_recheck = float(overrides.pop("held_recheck_seconds", 5.0))
-    settings = load_settings(FlowMeshSettings, **overrides)
+    settings = load_settings(FlowMeshSettings)
     async with open_runtime(settings, plugin=PLUGIN, logger=logger) as rt:
         engine = PermissionEngine(
             name=f"{PLUGIN}.permissions", policy=FLOWMESH_POLICY, store=rt.store
@@ -61,7 +59,6 @@ async def install(**overrides: Any) -> AsyncIterator[FlowMeshBindings]:
                     directory=rt.directory,
                     plugin=PLUGIN,
                     logger=logger,
-                    held_recheck_seconds=held_recheck,
                 )
             )
             if settings.guard_enabled:

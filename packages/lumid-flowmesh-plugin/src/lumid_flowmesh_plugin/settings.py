@@ -29,6 +29,9 @@ class FlowMeshSettings(LumidSettings):
     lumid_billing_concurrency: Annotated[int, Field(ge=1, le=256)] = 16
     lumid_billing_flush_seconds: Annotated[float, Field(ge=0, le=300)] = 5.0
     lumid_billing_status_interval_seconds: Annotated[float, Field(ge=1, le=86400)] = 60.0
+    lumid_billing_retry_base_seconds: Annotated[float, Field(gt=0, le=3600)] = 1.0
+    lumid_billing_retry_max_seconds: Annotated[float, Field(gt=0, le=86400)] = 300.0
+    lumid_billing_held_recheck_seconds: Annotated[float, Field(gt=0, le=86400)] = 5.0
     lumid_billing_retention_days: Annotated[float, Field(gt=0, le=3650)] = 30.0
     lumid_balance_guard_timeout_seconds: Annotated[float, Field(gt=0, le=30)] = 2.0
     lumid_topup_url: HttpUrlStr | None = None
