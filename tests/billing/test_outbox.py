@@ -206,3 +206,50 @@ def test_rate_limited_log(caplog: pytest.LogCaptureFixture) -> None:
         assert not log.warning("x", "second %s", 2)
         assert log.warning("y", "other topic")
     assert [r.getMessage() for r in caplog.records] == ["first 1", "other topic"]
+
+
+async def test_status_line_when_something_waits(
+    db: Database, logger: logging.Logger, caplog: pytest.LogCaptureFixture
+) -> None:
+    box = Outbox(db, "billing")
+    await box.add([NewEntry("t1", {}, reason="unknown user", dead=True)])
+
+    async def deliver(row: OutboxEntry) -> Outcome:
+        return Delivered()
+
+    w = OutboxWorker(box, deliver, logger=logger, status_interval=0.01, idle_poll=0.01)
+    with caplog.at_level(logging.INFO, logger.name):
+        w.start()
+        try:
+            for _ in range(500):
+                if any("outbox:" in r.getMessage() for r in caplog.records):
+                    break
+                await asyncio.sleep(0.01)
+        finally:
+            await w.stop(1)
+    lines = [r.getMessage() for r in caplog.records if "outbox:" in r.getMessage()]
+    assert lines
+    assert "0 pending (oldest -), 0 held, 1 dead, 0 delivered" in lines[0]
+
+
+async def test_a_version_1_database_is_migrated(tmp_path: Path) -> None:
+    import sqlite3
+
+    from lumid_core.db import MIGRATIONS, SCHEMA_VERSION, schema_version
+
+    path = tmp_path / "old.sqlite"
+    conn = sqlite3.connect(path, isolation_level=None)
+    for statement in MIGRATIONS[0].split(";"):
+        if statement.strip():
+            conn.execute(statement)
+    conn.execute("PRAGMA user_version = 1")
+    conn.execute("INSERT INTO principals VALUES ('alice', 'alice@example.com', 1.0)")
+    conn.close()
+    db = await Database.open(path)
+    try:
+        assert schema_version(path) == SCHEMA_VERSION >= 2
+        await Outbox(db, "billing").add([NewEntry("t1", {"a": 1})])
+        assert (await Outbox(db, "billing").stats()).pending == 1
+        assert db.read_one("SELECT email FROM principals") == ("alice@example.com",)
+    finally:
+        await db.close()

@@ -1,0 +1,113 @@
+"""install(): configuration errors name the variable; the log line names what is on."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import pytest
+
+from lumid_core import SettingsError
+from lumid_fakes import FakeRunmesh
+from lumid_flowmesh_plugin import FlowMeshSettings, install
+from lumid_flowmesh_plugin.runmesh import RunmeshClient
+
+
+async def test_bad_guard_value_names_the_variable(
+    flowmesh_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LUMID_BALANCE_GUARD", "maybe")
+    with pytest.raises(SettingsError, match="LUMID_BALANCE_GUARD"):
+        async with install():
+            pass
+
+
+async def test_bad_runmesh_url_names_the_variable(
+    flowmesh_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RUNMESH_BILLING_BASE_URL", "ftp://runmesh")
+    with pytest.raises(SettingsError, match="RUNMESH_BILLING_BASE_URL"):
+        async with install():
+            pass
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
+async def test_unwritable_database_names_the_variable(
+    flowmesh_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    monkeypatch.setenv("LUMID_ACL_DB_PATH", str(locked / "sub" / "acl.sqlite"))
+    with pytest.raises(RuntimeError, match="LUMID_ACL_DB_PATH"):
+        async with install():
+            pass
+
+
+async def test_database_path_that_is_a_directory_names_the_variable(
+    flowmesh_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Unwritable even for root: the path is an existing directory.
+    monkeypatch.setenv("LUMID_ACL_DB_PATH", str(tmp_path))
+    with pytest.raises(RuntimeError, match="LUMID_ACL_DB_PATH"):
+        async with install():
+            pass
+
+
+async def test_log_line_billing_off(
+    flowmesh_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setenv("FLOWMESH_BRIDGE_SECRET", "")
+    with caplog.at_level(logging.INFO, "lumid_flowmesh_plugin"):
+        async with install() as plugin:
+            assert plugin.usage_sinks == ()
+            assert plugin.submission_guards == ()
+            assert plugin.billing is None
+    (line,) = [r.getMessage() for r in caplog.records if "hooks on" in r.getMessage()]
+    assert "off: billing (FLOWMESH_BRIDGE_SECRET is empty)" in line
+    assert "supplier" in line
+
+
+async def test_log_line_billing_on_has_no_secret(
+    flowmesh_env: dict[str, str],
+    fake_runmesh: FakeRunmesh,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.DEBUG):
+        async with install():
+            pass
+    (line,) = [r.getMessage() for r in caplog.records if "hooks on" in r.getMessage()]
+    assert f"billing (Runmesh at {fake_runmesh.url})" in line
+    assert "balance guard" in line
+    assert fake_runmesh.secret not in caplog.text
+
+
+def test_settings_repr_hides_the_secret(flowmesh_env: dict[str, str]) -> None:
+    from lumid_core import load_settings
+
+    settings = load_settings(FlowMeshSettings)
+    assert settings.billing_enabled
+    assert flowmesh_env["FLOWMESH_BRIDGE_SECRET"] not in repr(settings)
+    assert flowmesh_env["FLOWMESH_BRIDGE_SECRET"] not in str(settings.model_dump())
+
+
+async def test_probe(fake_runmesh: FakeRunmesh) -> None:
+    good = RunmeshClient(fake_runmesh.url, fake_runmesh.secret)
+    bad = RunmeshClient(fake_runmesh.url, "wrong-secret-value")
+    try:
+        result = await good.probe()
+        assert result.ok, result.detail
+        result = await bad.probe()
+        assert not result.ok
+        assert "FLOWMESH_BRIDGE_SECRET" in result.detail
+        assert "wrong-secret-value" not in result.detail
+        fake_runmesh.mode = "down"
+        result = await good.probe()
+        assert not result.ok
+        assert fake_runmesh.url in result.detail
+    finally:
+        await good.aclose()
+        await bad.aclose()
+    assert fake_runmesh.entry_calls() == []  # the probe never posts an entry
