@@ -291,3 +291,18 @@ async def test_grants_survive_a_restart(
         await second.permission_checkers[0].require(
             alice, ResourceRef(kind="job", id="j"), "read", logger
         )
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["https://user:hunter2@opt.example.com", "https://u:hun@ter2@opt.example.com/x"],
+)
+def test_credentials_in_the_url_are_not_echoed(
+    lumilake_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("LUMILAKE_REMOTE_OPTIMIZER_URL", value)
+    with pytest.raises(SettingsError, match="LUMILAKE_REMOTE_OPTIMIZER_URL") as err:
+        lumid_lumilake_plugin.install()
+    assert "hunter2" not in str(err.value)
+    assert "ter2" not in str(err.value)
+    assert "opt.example.com" in str(err.value)

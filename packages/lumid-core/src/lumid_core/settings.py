@@ -9,6 +9,7 @@ validation error into a `SettingsError` naming each variable.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, get_args
 
@@ -79,6 +80,14 @@ def _is_secret(settings_cls: type[BaseSettings], name: str) -> bool:
     return annotation is SecretStr or SecretStr in get_args(annotation)
 
 
+_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/?#\s]*@")
+
+
+def _redact_userinfo(value: str) -> str:
+    """Hide credentials embedded in a URL (`https://user:pass@host` -> `https://***@host`)."""
+    return _USERINFO.sub(r"\g<scheme>***@", value)
+
+
 def load_settings[S: LumidSettings](settings_cls: type[S], **overrides: Any) -> S:
     """Read `settings_cls` from the environment, raising `SettingsError` on bad input.
 
@@ -97,5 +106,5 @@ def load_settings[S: LumidSettings](settings_cls: type[S], **overrides: Any) -> 
             if not _is_secret(settings_cls, name):
                 raw = os.environ.get(name.upper(), overrides.get(name))
                 if raw is not None:
-                    problems[-1] += f" (got {str(raw)[:200]!r})"
+                    problems[-1] += f" (got {_redact_userinfo(str(raw))[:200]!r})"
         raise SettingsError("invalid lum.id plugin configuration: " + "; ".join(problems)) from None
