@@ -1,0 +1,423 @@
+"""`lumid doctor` as a subprocess against the loopback fakes and real database files."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Callable, Iterator
+from importlib.metadata import EntryPoint, EntryPoints
+from pathlib import Path
+from subprocess import CompletedProcess
+from typing import Any
+
+import pytest
+
+from lumid_core.cli import main
+from lumid_core.db import Database
+from lumid_core.doctor import HostNotInstalledError, load_host_doctor
+from lumid_core.outbox import NewEntry, Outbox
+from lumid_fakes import FakeLumId, FakeOptimizer, FakeRunmesh
+
+type Cli = Callable[..., CompletedProcess[str]]
+
+BRIDGE_SECRET = "bridge-SECRET-4f1c9e2a7d"
+RUNTIME_TOKEN = "runtime-SECRET-8a6b2c1d0e"
+FLEET_SCOPES = ["flowmesh:results:write", "flowmesh:nodes:write"]
+
+
+def _lines(r: CompletedProcess[str]) -> dict[str, list[str]]:
+    """check name -> the statuses of its lines (a check may print several)."""
+    seen: dict[str, list[str]] = {}
+    for line in r.stdout.splitlines()[:-1]:
+        status, rest = line.split(maxsplit=1)
+        name = rest.split("  ", 1)[0].strip()
+        seen.setdefault(name, []).append(status)
+    return seen
+
+
+def _line(r: CompletedProcess[str], name: str) -> str:
+    found = [line for line in r.stdout.splitlines() if line[6:].startswith(name + "  ")]
+    assert len(found) == 1, r.stdout
+    return found[0]
+
+
+def _no_secret(r: CompletedProcess[str], *secrets: str) -> None:
+    for secret in secrets:
+        assert secret not in r.stdout
+        assert secret not in r.stderr
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port
+
+
+@pytest.fixture
+def runmesh() -> Iterator[FakeRunmesh]:
+    with FakeRunmesh(secret=BRIDGE_SECRET) as fake:
+        yield fake
+
+
+@pytest.fixture
+def fleet_key(fake_lumid: FakeLumId) -> str:
+    return fake_lumid.add_token("fleet", scopes=FLEET_SCOPES, email="fleet@example.com")
+
+
+@pytest.fixture
+def flowmesh_env(
+    cli_env: dict[str, str], fake_lumid: FakeLumId, runmesh: FakeRunmesh, fleet_key: str
+) -> dict[str, str]:
+    cli_env.update(
+        LUM_ID_BASE_URL=fake_lumid.url,
+        RUNMESH_BILLING_BASE_URL=runmesh.url,
+        FLOWMESH_BRIDGE_SECRET=BRIDGE_SECRET,
+        FLOWMESH_API_KEY=fleet_key,
+    )
+    return cli_env
+
+
+# -- FlowMesh -------------------------------------------------------------------------
+
+
+def test_flowmesh_all_ok(
+    cli: Cli,
+    flowmesh_env: dict[str, str],
+    fake_lumid: FakeLumId,
+    runmesh: FakeRunmesh,
+    fleet_key: str,
+    db_path: Path,
+) -> None:
+    r = cli("doctor", "--host", "flowmesh")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert _lines(r) == {
+        "plugin": ["OK"],
+        "settings": ["OK"],
+        "database": ["OK"],
+        "lum.id": ["OK"],
+        "billing": ["OK"],
+        "billing outbox": ["OK"],
+        "api key": ["OK"],
+    }
+    assert r.stdout.splitlines()[-1] == "flowmesh: 0 FAIL, 0 WARN, 7 OK"
+    assert "new file created" in _line(r, "database")
+    assert "resolves to fleet" in _line(r, "api key")
+    assert db_path.is_file()
+    # lum.id saw the dummy token and the API key; Runmesh saw one probe with the secret.
+    tokens = [c.form()["token"] for c in fake_lumid.calls("/oauth/introspect")]
+    assert tokens[0].startswith("lumid-doctor-")
+    assert tokens[1:] == [fleet_key]
+    assert [c.headers["x-bridge-secret"] for c in runmesh.calls()] == [BRIDGE_SECRET]
+    _no_secret(r, BRIDGE_SECRET, fleet_key)
+
+    again = cli("doctor", "--host", "flowmesh", "--json")
+    assert again.returncode == 0
+    doc = json.loads(again.stdout)
+    assert doc["host"] == "flowmesh"
+    assert doc["ok"] is True
+    assert [c["check"] for c in doc["checks"]][:4] == ["plugin", "settings", "database", "lum.id"]
+    assert {c["status"] for c in doc["checks"]} == {"OK"}
+    assert "(current)" in doc["checks"][2]["detail"]
+    _no_secret(again, BRIDGE_SECRET, fleet_key)
+
+
+def test_unreachable_lumid_fails(cli: Cli, flowmesh_env: dict[str, str], fleet_key: str) -> None:
+    url = f"http://127.0.0.1:{_closed_port()}"
+    r = cli("doctor", "--host", "flowmesh", env={"LUM_ID_BASE_URL": url})
+    assert r.returncode == 1
+    line = _line(r, "lum.id")
+    assert line.startswith("FAIL")
+    assert f"LUM_ID_BASE_URL={url}: cannot reach it (ConnectError" in line
+    assert _line(r, "api key").startswith("FAIL")
+    assert "lum.id did not answer" in _line(r, "api key")
+    assert r.stdout.splitlines()[-1].startswith("flowmesh: 2 FAIL")
+    _no_secret(r, BRIDGE_SECRET, fleet_key)
+
+    doc = json.loads(
+        cli("doctor", "--host", "flowmesh", "--json", env={"LUM_ID_BASE_URL": url}).stdout
+    )
+    assert doc["ok"] is False
+    failed = [c for c in doc["checks"] if c["status"] == "FAIL"]
+    assert [c["env_var"] for c in failed] == ["LUM_ID_BASE_URL", "FLOWMESH_API_KEY"]
+
+
+@pytest.mark.parametrize(
+    ("mode", "expect"),
+    [
+        ("status", "answered HTTP 500, expected 200"),
+        ("garbage", "a body that is not JSON"),
+        ("shape", "unexpected shape"),
+        ("hang", "no reply within 0.5s (LUMID_INTROSPECT_TIMEOUT_SECONDS)"),
+    ],
+)
+def test_lumid_misbehaving_fails(
+    cli: Cli, flowmesh_env: dict[str, str], fake_lumid: FakeLumId, mode: str, expect: str
+) -> None:
+    fake_lumid.mode = mode
+    r = cli("doctor", "--host", "flowmesh", env={"LUMID_INTROSPECT_TIMEOUT_SECONDS": "0.5"})
+    assert r.returncode == 1
+    assert _line(r, "lum.id").startswith("FAIL")
+    assert expect in _line(r, "lum.id")
+
+
+def test_unwritable_database_fails_naming_the_variable(
+    cli: Cli, flowmesh_env: dict[str, str], tmp_path: Path, fleet_key: str
+) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    bad = blocker / "acl.sqlite"
+    r = cli("doctor", "--host", "flowmesh", env={"LUMID_ACL_DB_PATH": str(bad)})
+    assert r.returncode == 1
+    line = _line(r, "database")
+    assert line.startswith("FAIL")
+    assert f"LUMID_ACL_DB_PATH={str(bad)!r}: cannot create its folder" in line
+    assert _line(r, "lum.id").startswith("OK")  # the rest still ran
+    assert _line(r, "api key").startswith("OK")
+    assert "billing outbox" not in r.stdout
+    _no_secret(r, BRIDGE_SECRET, fleet_key)
+
+
+def test_newer_schema_fails(cli: Cli, flowmesh_env: dict[str, str], db_path: Path) -> None:
+    import sqlite3
+
+    db_path.parent.mkdir(parents=True)
+    with sqlite3.connect(db_path) as conn:
+        conn.execute("PRAGMA user_version = 999")
+    r = cli("doctor", "--host", "flowmesh")
+    assert r.returncode == 1
+    assert "schema version 999 is newer than this lumid-core understands" in _line(r, "database")
+
+
+def test_bad_settings_name_each_variable(
+    cli: Cli, flowmesh_env: dict[str, str], fleet_key: str
+) -> None:
+    r = cli(
+        "doctor",
+        "--host",
+        "flowmesh",
+        env={"LUMID_BALANCE_GUARD": "maybe", "LUMID_INTROSPECT_TIMEOUT_SECONDS": "-1"},
+    )
+    assert r.returncode == 1
+    settings = [line for line in r.stdout.splitlines() if line[6:].startswith("settings")]
+    assert len(settings) == 2
+    assert all(line.startswith("FAIL") for line in settings)
+    assert "LUMID_BALANCE_GUARD: " in r.stdout
+    assert "LUMID_INTROSPECT_TIMEOUT_SECONDS: " in r.stdout
+    # the shared settings are broken too, so nothing else could run
+    assert "lum.id" not in _lines(r)
+    _no_secret(r, BRIDGE_SECRET, fleet_key)
+
+    only_host = cli("doctor", "--host", "flowmesh", "--json", env={"LUMID_BALANCE_GUARD": "maybe"})
+    doc = json.loads(only_host.stdout)
+    by_name = {c["check"]: c for c in doc["checks"]}
+    assert by_name["settings"]["env_var"] == "LUMID_BALANCE_GUARD"
+    assert by_name["lum.id"]["status"] == "OK"  # the shared part still checked
+    assert "api key" not in by_name  # host checks need the host's settings
+
+
+def test_wrong_bridge_secret_fails_without_printing_it(
+    cli: Cli, flowmesh_env: dict[str, str], fleet_key: str
+) -> None:
+    wrong = "wrong-SECRET-00d1e5"
+    r = cli("doctor", "--host", "flowmesh", env={"FLOWMESH_BRIDGE_SECRET": wrong})
+    assert r.returncode == 1
+    line = _line(r, "billing")
+    assert line.startswith("FAIL")
+    assert "rejected the bridge secret (HTTP 401); check FLOWMESH_BRIDGE_SECRET" in line
+    _no_secret(r, wrong, BRIDGE_SECRET, fleet_key)
+    doc = json.loads(
+        cli("doctor", "--host", "flowmesh", "--json", env={"FLOWMESH_BRIDGE_SECRET": wrong}).stdout
+    )
+    assert {c["check"]: c["env_var"] for c in doc["checks"]}["billing"] == "FLOWMESH_BRIDGE_SECRET"
+
+
+def test_runmesh_down_fails(cli: Cli, flowmesh_env: dict[str, str], runmesh: FakeRunmesh) -> None:
+    runmesh.mode = "down"
+    r = cli("doctor", "--host", "flowmesh")
+    assert r.returncode == 1
+    line = _line(r, "billing")
+    assert line.startswith(f"FAIL  billing         RUNMESH_BILLING_BASE_URL={runmesh.url}: ")
+    _no_secret(r, BRIDGE_SECRET)
+
+
+def test_billing_half_configured_and_guard_without_billing_warn(
+    cli: Cli, flowmesh_env: dict[str, str]
+) -> None:
+    r = cli(
+        "doctor",
+        "--host",
+        "flowmesh",
+        env={"FLOWMESH_BRIDGE_SECRET": "", "LUMID_BALANCE_GUARD": "on"},
+    )
+    assert r.returncode == 0, r.stdout
+    assert _line(r, "billing").startswith("WARN")
+    assert "FLOWMESH_BRIDGE_SECRET is empty" in _line(r, "billing")
+    assert _line(r, "balance guard").startswith("WARN")
+    off = cli(
+        "doctor",
+        "--host",
+        "flowmesh",
+        env={"FLOWMESH_BRIDGE_SECRET": "", "RUNMESH_BILLING_BASE_URL": ""},
+    )
+    assert _line(off, "billing").startswith("OK    billing         off")
+
+
+@pytest.mark.parametrize(
+    ("scopes", "revoked", "status", "expect"),
+    [
+        (["flowmesh:admin"], False, "OK", "resolves to fleet; its scopes pass"),
+        (["flowmesh:results:write"], False, "FAIL", "node/write needs flowmesh:nodes:write"),
+        (["flowmesh:read"], False, "FAIL", "result/write needs flowmesh:results:write"),
+        (FLEET_SCOPES, True, "FAIL", "does not resolve at lum.id (revoked)"),
+    ],
+)
+def test_api_key_scopes(
+    cli: Cli,
+    flowmesh_env: dict[str, str],
+    fake_lumid: FakeLumId,
+    scopes: list[str],
+    revoked: bool,
+    status: str,
+    expect: str,
+) -> None:
+    key = fake_lumid.add_token("fleet", scopes=scopes)
+    if revoked:
+        fake_lumid.revoke(key)
+    r = cli("doctor", "--host", "flowmesh", env={"FLOWMESH_API_KEY": key})
+    line = _line(r, "api key")
+    assert line.startswith(status)
+    assert expect in line
+    assert r.returncode == (0 if status == "OK" else 1)
+    _no_secret(r, key)
+
+
+def test_api_key_unset_warns(cli: Cli, flowmesh_env: dict[str, str]) -> None:
+    r = cli("doctor", "--host", "flowmesh", env={"FLOWMESH_API_KEY": ""})
+    assert r.returncode == 0
+    assert _line(r, "api key").startswith("WARN  api key         FLOWMESH_API_KEY is not set")
+
+
+async def test_dead_letters_warn(cli: Cli, flowmesh_env: dict[str, str], db_path: Path) -> None:
+    db = await Database.open(db_path)
+    try:
+        await Outbox(db, "runmesh").add(
+            [NewEntry(key="t1", payload={"taskId": "t1"}, reason="unknown user", dead=True)]
+        )
+    finally:
+        await db.close()
+    r = cli("doctor", "--host", "flowmesh")
+    assert r.returncode == 0
+    line = _line(r, "billing outbox")
+    assert line.startswith("WARN")
+    assert "1 dead: see `lumid billing ls --dead`" in line
+
+
+# -- Lumilake -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def optimizer() -> Iterator[FakeOptimizer]:
+    with FakeOptimizer(tokens=[RUNTIME_TOKEN]) as fake:
+        yield fake
+
+
+def test_lumilake_with_optimizer(
+    cli: Cli, cli_env: dict[str, str], fake_lumid: FakeLumId, optimizer: FakeOptimizer
+) -> None:
+    env = {
+        "LUM_ID_BASE_URL": fake_lumid.url,
+        "LUMILAKE_REMOTE_OPTIMIZER_URL": optimizer.url,
+        "LUMILAKE_RUNTIME_TOKEN": RUNTIME_TOKEN,
+        "LUMILAKE_REQUIRE_IDENTITY_PROVIDER": "1",
+    }
+    r = cli("doctor", "--host", "lumilake", env=env)
+    assert r.returncode == 0, r.stdout
+    assert set(_lines(r)) == {
+        "plugin",
+        "settings",
+        "database",
+        "lum.id",
+        "optimizer",
+        "fail closed",
+    }
+    assert {s for v in _lines(r).values() for s in v} == {"OK"}
+    assert "offers 2 types: Remote-Greedy, remote-ilp" in _line(r, "optimizer")
+    assert optimizer.catalog_calls()[0].headers["authorization"] == f"Bearer {RUNTIME_TOKEN}"
+    _no_secret(r, RUNTIME_TOKEN)
+
+    wrong = "wrong-SECRET-token-77"
+    bad = cli(
+        "doctor",
+        "--host",
+        "lumilake",
+        env={**env, "LUMILAKE_RUNTIME_TOKEN": wrong, "LUMILAKE_REQUIRE_IDENTITY_PROVIDER": ""},
+    )
+    assert bad.returncode == 1
+    line = _line(bad, "optimizer")
+    assert line.startswith("FAIL")
+    assert "HTTP 401 (check LUMILAKE_RUNTIME_TOKEN)" in line
+    assert _line(bad, "fail closed").startswith("WARN")
+    _no_secret(bad, wrong, RUNTIME_TOKEN)
+
+
+def test_lumilake_optimizer_down_and_off(
+    cli: Cli, cli_env: dict[str, str], fake_lumid: FakeLumId
+) -> None:
+    url = f"http://127.0.0.1:{_closed_port()}"
+    r = cli(
+        "doctor",
+        "--host",
+        "lumilake",
+        env={"LUM_ID_BASE_URL": fake_lumid.url, "LUMILAKE_REMOTE_OPTIMIZER_URL": url},
+    )
+    assert r.returncode == 1
+    assert _line(r, "optimizer").startswith(
+        f"FAIL  optimizer    LUMILAKE_REMOTE_OPTIMIZER_URL={url}: catalog fetch failed"
+    )
+    off = cli("doctor", "--host", "lumilake", env={"LUM_ID_BASE_URL": fake_lumid.url})
+    assert off.returncode == 0
+    assert "remote optimizer off" in _line(off, "optimizer")
+
+
+# -- the extension point ------------------------------------------------------------
+
+
+def test_unknown_host_is_a_usage_error(cli: Cli) -> None:
+    r = cli("doctor", "--host", "kubernetes")
+    assert r.returncode == 2
+    assert "invalid choice: 'kubernetes'" in r.stderr
+    assert cli("doctor").returncode == 2
+
+
+def _only(eps: list[EntryPoint]) -> Callable[..., EntryPoints]:
+    def entry_points(**params: Any) -> EntryPoints:
+        return EntryPoints(eps)
+
+    return entry_points
+
+
+def test_missing_plugin_names_the_wheel(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The plugins are installed in this workspace: hide them to see the message.
+    monkeypatch.setattr("lumid_core.doctor.entry_points", _only([]))
+    with pytest.raises(HostNotInstalledError, match="install the lumid-lumilake-plugin wheel"):
+        load_host_doctor("lumilake")
+    assert main(["doctor", "--host", "flowmesh"]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith(
+        "FAIL  plugin  the flowmesh plugin is not installed here: install the "
+        "lumid-flowmesh-plugin wheel (pip install lumid-flowmesh-plugin)"
+    )
+
+
+def test_an_entry_point_that_is_no_doctor_fails(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ep = EntryPoint(name="flowmesh", value="json:dumps", group="lumid.doctor")
+    monkeypatch.setattr("lumid_core.doctor.entry_points", _only([ep]))
+    assert main(["doctor", "--host", "flowmesh", "--json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["checks"][0]["status"] == "FAIL"
+    assert "'json:dumps' in group 'lumid.doctor' is not a HostDoctor" in doc["checks"][0]["detail"]
