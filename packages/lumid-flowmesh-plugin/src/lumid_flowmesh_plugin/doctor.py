@@ -85,6 +85,7 @@ async def _billing(settings: FlowMeshSettings) -> Check:
             "billing",
             Status.OK,
             f"Runmesh at {redact_url(base)}: reachable, bridge secret accepted",
+            "RUNMESH_BILLING_BASE_URL",
         )
     var = (
         "FLOWMESH_BRIDGE_SECRET"
