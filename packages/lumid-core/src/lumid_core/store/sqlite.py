@@ -23,6 +23,11 @@ _UPSERT: Final = (
 _LEVEL: Final = "SELECT level FROM grants WHERE kind = ? AND id = ? AND principal_id = ?"
 _IDS: Final = "SELECT id FROM grants WHERE principal_id = ? AND kind = ? AND level >= ?"
 _PAGE: Final = 1000
+# reconcile: stale ids of one kind (grants untouched since the store opened), and
+# their deletion; rows written since the open keep their resource alive.
+_SWEEP_SCAN: Final = "SELECT DISTINCT id FROM grants WHERE kind = ? AND last_seen_at < ?"
+_SWEEP_DELETE: Final = "DELETE FROM grants WHERE kind = ? AND id = ? AND last_seen_at < ?"
+_SWEEP_PAGE: Final = 10_000
 # Bulk import (the `lumid acl import` command): like `_UPSERT`, never lowering a level,
 # and keeping the earliest grant time and the latest sighting of each grant.
 _IMPORT: Final = (
@@ -94,29 +99,34 @@ class SqliteGrantStore:
 
     async def reconcile(self, live: Iterable[tuple[str, str]]) -> ReconcileResult:
         opened_at = self._db.opened_at
-        db = self._db
+        # Live ids grouped by kind, outside the write lock: the sets hold references to
+        # the caller's strings, so this costs a hash table, not a copy of the world.
+        by_kind: dict[str, set[str]] = {}
+        count = 0
+        for kind, rid in live:
+            ids = by_kind.get(kind)
+            if ids is None:
+                ids = by_kind[kind] = set()
+            ids.add(rid)
+            count += 1
 
         async def work(conn: aiosqlite.Connection) -> ReconcileResult:
-            await conn.execute(
-                "CREATE TEMP TABLE IF NOT EXISTS live_refs "
-                "(kind TEXT NOT NULL, id TEXT NOT NULL, PRIMARY KEY (kind, id)) WITHOUT ROWID"
-            )
-            await conn.execute("DELETE FROM temp.live_refs")
-            count = await db.executemany_streamed(
-                conn, "INSERT OR IGNORE INTO temp.live_refs (kind, id) VALUES (?, ?)", live
-            )
-            cur = await conn.execute("SELECT DISTINCT kind FROM temp.live_refs")
-            kinds = frozenset(str(r[0]) for r in await cur.fetchall())
-            await cur.close()
-            cur = await conn.execute(
-                "DELETE FROM grants WHERE kind IN (SELECT kind FROM temp.live_refs) "
-                "AND last_seen_at < ? AND NOT EXISTS (SELECT 1 FROM temp.live_refs AS l "
-                "WHERE l.kind = grants.kind AND l.id = grants.id)",
-                (opened_at,),
-            )
-            removed = cur.rowcount
-            await conn.execute("DELETE FROM temp.live_refs")
-            return ReconcileResult(kinds=kinds, live=count, removed=removed)
+            # One ordered scan of each swept kind's primary-key range, in pages; only
+            # the stale ids are kept, then deleted in key order. One transaction.
+            stale: list[tuple[str, str, float]] = []
+            for kind, ids in by_kind.items():
+                cur = await conn.execute(_SWEEP_SCAN, (kind, opened_at))
+                try:
+                    while rows := await cur.fetchmany(_SWEEP_PAGE):
+                        stale.extend((kind, r[0], opened_at) for r in rows if r[0] not in ids)
+                finally:
+                    await cur.close()
+            removed = 0
+            for start in range(0, len(stale), _SWEEP_PAGE):
+                cur = await conn.executemany(_SWEEP_DELETE, stale[start : start + _SWEEP_PAGE])
+                removed += cur.rowcount
+                await cur.close()
+            return ReconcileResult(kinds=frozenset(by_kind), live=count, removed=removed)
 
         return await self._db.transaction(work)
 
