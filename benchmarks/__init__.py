@@ -1,0 +1,1 @@
+"""The benchmark suite (`make bench`): request-path figures beside same-run limits."""
