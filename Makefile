@@ -53,8 +53,14 @@ typecheck: .venv/.synced ## mypy --strict over packages and tests
 # never `uv build --all-packages`, which would also build the internal/* members.
 .PHONY: build check-dist publish demo
 
-build: .venv/.synced ## build the 3 wheels + sdists into dist/ (no workspace sources), twine check --strict
+# dist/ is rebuilt only when a file under packages/ (or the script) changed.
+DIST_INPUTS := $(shell find packages -type f ! -path '*/__pycache__/*' ! -name '*.pyc') scripts/release.py
+
+dist/.built: .venv/.synced $(DIST_INPUTS)
 	$(RUN) python scripts/release.py build
+	@touch $@
+
+build: dist/.built ## build the 3 wheels + sdists into dist/ (no workspace sources), twine check --strict
 
 check-dist: build ## install each built wheel alone into a fresh venv and load it the way its host does
 	$(RUN) python scripts/release.py check-dist

@@ -76,13 +76,12 @@ _only: set[str] = set()
 
 
 def present() -> list[Dist]:
-    """The published distributions that exist in this checkout (and pass --only)."""
+    """The distributions a command works on: all three, or those given with --only."""
     chosen = [d for d in PUBLISHED if not _only or d.name in _only]
-    found = [d for d in chosen if (d.project_dir / "pyproject.toml").is_file()]
     for d in chosen:
-        if d not in found:
-            say(f"{d.name}: not in this checkout (packages/{d.name}); skipped")
-    return found
+        if not (d.project_dir / "pyproject.toml").is_file():
+            raise ReleaseError(f"packages/{d.name}/pyproject.toml is missing")
+    return chosen
 
 
 def version_of(dist: Dist) -> str:
@@ -151,15 +150,20 @@ def check_metadata(dist_dir: Path, dists: Sequence[Dist]) -> None:
 
 def cmd_build(dist_dir: Path) -> None:
     dists = present()
-    if not (CORE.project_dir / "pyproject.toml").is_file():
-        raise ReleaseError("packages/lumid-core is missing")
     if dist_dir.exists():
         shutil.rmtree(dist_dir)  # never publish a stale file left from an older version
     dist_dir.mkdir(parents=True)
     for dist in dists:
         say(f"building {dist.name} {version_of(dist)} (no workspace sources)")
-        run([UV, "build", "--quiet", "--no-sources", "--package", dist.name,
-             "--out-dir", dist_dir])  # fmt: skip
+    # One uv build per distribution (never --all-packages), run side by side.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(dists)) as pool:
+        argvs: list[list[str | Path]] = [
+            [UV, "build", "--quiet", "--no-sources", "--package", d.name, "--out-dir", dist_dir]
+            for d in dists
+        ]
+        futures = [pool.submit(run, argv) for argv in argvs]
+        for future in futures:
+            future.result()
     files = sorted(str(p) for d in dists for p in artifacts(dist_dir, d))
     made = {p.name for p in dist_dir.iterdir() if not p.name.startswith(".")}
     unexpected = sorted(made - {Path(f).name for f in files})
