@@ -70,3 +70,8 @@ publish: check-dist ## upload dist/ to the private index (UV_PUBLISH_URL etc. ov
 
 demo: build ## build, publish to a local index, install each plugin and walk every hook
 	$(RUN) python -m lumid_demo
+
+.PHONY: bench
+BENCH_ARGS ?=
+bench: .venv/.synced ## benchmarks vs same-run limits: table + bench-results/latest.json (BENCH_ARGS="--quick --strict")
+	$(RUN) python -m benchmarks --json bench-results/latest.json $(BENCH_ARGS)

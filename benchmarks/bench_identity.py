@@ -111,7 +111,7 @@ Resolve = Callable[[str, logging.Logger], Awaitable[Any]]
 async def _hit(resolve: Resolve, quick: bool) -> Result:
     token = "user:cached:" + "0" * 64
     assert await resolve(token, log) is not None
-    batches = 200 if quick else 3000
+    batches = 100 if quick else 3000
     cache: dict[bytes, object] = {sha256(token.encode()).digest(): object()}
 
     def limit() -> object:
@@ -138,7 +138,7 @@ async def _hit(resolve: Resolve, quick: bool) -> Result:
 async def _misses(
     resolve: Resolve, plain: httpx.AsyncClient, url: str, base: str, quick: bool
 ) -> list[Result]:
-    n = 300 if quick else 2000
+    n = 100 if quick else 2000
     run = [0]
 
     def fresh() -> str:
@@ -166,14 +166,14 @@ async def _misses(
         async with gate:
             await pooled(i)
 
-    for i in range(50):  # warm every path's connections
+    for i in range(10 if quick else 50):  # warm every path's connections
         await pooled(i)
         await raw(raw1, i)
         await hook(i)
     # Interleave rounds so drift on a shared machine hits figure and limit alike.
     seq_fig, seq_lim, seq_raw = 0.0, 0.0, 0.0
     c_fig, c_lim, c_httpx64, c_raw = 0.0, 0.0, 0.0, 0.0
-    for _ in range(2):
+    for _ in range(1 if quick else 2):
         seq_lim = max(seq_lim, await _sequential(n, pooled))
         seq_fig = max(seq_fig, await _sequential(n, hook))
         seq_raw = max(seq_raw, await _sequential(n, lambda i: raw(raw1, i)))
@@ -245,7 +245,7 @@ async def _single_flight(resolve: Resolve, plain: httpx.AsyncClient, base: str) 
 
 
 async def _memory(resolve: Resolve, quick: bool) -> Result:
-    n = 2000 if quick else 100_000
+    n = 500 if quick else 100_000
     stamp = time.time_ns()
 
     async def one(i: int) -> None:

@@ -14,6 +14,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
+from .bench_billing import run_billing
 from .bench_identity import run_identity
 from .bench_store import run_store
 from .common import Result
@@ -21,7 +22,11 @@ from .common import Result
 __all__ = ["SUITES", "main"]
 
 Suite = Callable[[bool, Path], Awaitable[list[Result]]]
-SUITES: dict[str, Suite] = {"identity": run_identity, "store": run_store}
+SUITES: dict[str, Suite] = {
+    "identity": run_identity,
+    "store": run_store,
+    "billing": run_billing,
+}
 
 
 def _fmt(value: float | None) -> str:
