@@ -71,6 +71,37 @@ def test_grant_never_lowers_and_says_so(cli: Cli) -> None:
     assert _lines(cli("acl", "ls").stdout)[1].split()[3] == "write"
 
 
+def test_grant_refuses_kinds_no_plugin_checks(cli: Cli, db_path: Path) -> None:
+    typo = cli(
+        "acl", "grant", "--kind", "workfow", "--id", "w", "--principal", "p", "--level", "read"
+    )
+    assert typo.returncode == 1
+    assert "no installed plugin checks grants of kind 'workfow' (known: " in typo.stderr
+    assert "workflow" in typo.stderr
+    assert "pass --any-kind" in typo.stderr
+    owned = cli(
+        "acl", "grant", "--kind", "result", "--id", "t", "--principal", "p", "--level", "read"
+    )
+    assert owned.returncode == 1
+    assert "flowmesh checks a result against the task grant of the same id" in owned.stderr
+    assert not db_path.exists()
+    forced = cli(
+        "acl",
+        "grant",
+        "--kind",
+        "workfow",
+        "--id",
+        "w",
+        "--principal",
+        "p",
+        "--level",
+        "read",
+        "--any-kind",
+    )
+    assert forced.returncode == 0
+    assert "granted read on workfow 'w' to p" in forced.stdout
+
+
 def test_revoke_of_a_missing_grant_fails(cli: Cli) -> None:
     cli("acl", "grant", "--kind", "job", "--id", "j", "--principal", "p", "--level", "read")
     r = cli("acl", "revoke", "--kind", "job", "--id", "j", "--principal", "someone-else")
@@ -99,7 +130,7 @@ def test_db_option_overrides_the_variable(cli: Cli, tmp_path: Path, db_path: Pat
         "--db",
         str(other),
         "--kind",
-        "k",
+        "job",
         "--id",
         "i",
         "--principal",
@@ -120,7 +151,7 @@ def test_unwritable_database_path_fails_naming_the_variable(cli: Cli, tmp_path: 
         "acl",
         "grant",
         "--kind",
-        "k",
+        "job",
         "--id",
         "i",
         "--principal",

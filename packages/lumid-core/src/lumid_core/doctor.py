@@ -27,6 +27,7 @@ from lumid_hooks import PrincipalContext
 
 from .db import SCHEMA_VERSION, Database, DatabaseError, schema_version
 from .identity import IntrospectionError, parse_introspection
+from .permissions import Policy
 from .settings import LumidSettings
 
 __all__ = [
@@ -156,6 +157,11 @@ class HostDoctor(Protocol):
     @property
     def settings_class(self) -> type[LumidSettings]:
         """The settings class the plugin's `install()` loads."""
+        ...
+
+    @property
+    def policy(self) -> Policy:
+        """The host's authorization policy (`lumid acl grant` checks kinds against it)."""
         ...
 
     async def checks(self, ctx: DoctorContext) -> Sequence[Check]:

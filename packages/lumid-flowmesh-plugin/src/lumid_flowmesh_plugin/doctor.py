@@ -29,6 +29,7 @@ STALE_PENDING_SECONDS: Final = 3600.0
 class FlowMeshDoctor:
     host = "flowmesh"
     settings_class = FlowMeshSettings
+    policy = FLOWMESH_POLICY
 
     async def checks(self, ctx: DoctorContext) -> Sequence[Check]:
         settings = ctx.settings

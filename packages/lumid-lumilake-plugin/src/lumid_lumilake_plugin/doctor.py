@@ -12,6 +12,7 @@ from typing import Final
 from lumid_core.doctor import Check, DoctorContext, Status, redact_url
 
 from .optimizer import CatalogError, fetch_optimizer_catalog
+from .policy import LUMILAKE_POLICY
 from .settings import LumilakeSettings
 
 __all__ = ["DOCTOR", "LumilakeDoctor"]
@@ -22,6 +23,7 @@ REQUIRE_VAR: Final = "LUMILAKE_REQUIRE_IDENTITY_PROVIDER"
 class LumilakeDoctor:
     host = "lumilake"
     settings_class = LumilakeSettings
+    policy = LUMILAKE_POLICY
 
     async def checks(self, ctx: DoctorContext) -> Sequence[Check]:
         settings = ctx.settings

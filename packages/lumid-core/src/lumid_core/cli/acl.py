@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from lumid_core.doctor import installed_hosts, load_host_doctor
 from lumid_core.store import Grant, Level, SqliteGrantStore
 
 from ._common import CliError, add_db_option, locate_db, open_db
@@ -63,6 +64,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     grant = cmds.add_parser("grant", help="give a principal read or write on one resource")
     target(grant)
     grant.add_argument("--level", choices=_LEVELS, required=True)
+    grant.add_argument(
+        "--any-kind",
+        action="store_true",
+        help="grant even if no installed plugin uses --kind (default: refuse, it is a typo)",
+    )
     add_db_option(grant)
     grant.set_defaults(run=_grant)
 
@@ -114,8 +120,42 @@ async def _ls(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_kind(kind: str) -> None:
+    """Refuse a kind no installed host plugin checks grants on (a typo grants nothing).
+
+    Without any host plugin installed there is nothing to check against.
+    """
+    grantable: dict[str, list[str]] = {}
+    owned: dict[str, tuple[str, str]] = {}
+    for host in sorted(installed_hosts()):
+        try:
+            policy = load_host_doctor(host).policy
+        except Exception as exc:  # a broken plugin: `lumid doctor` says more
+            print(f"lumid: note: the {host} plugin did not load ({exc})", file=sys.stderr)
+            continue
+        for k in policy.kinds:
+            if k in policy.owner_kinds:
+                owned.setdefault(k, (host, policy.owner_kinds[k]))
+            else:
+                grantable.setdefault(k, []).append(host)
+    if not grantable or kind in grantable:
+        return
+    if kind in owned:
+        host, owner = owned[kind]
+        raise CliError(
+            f"{host} checks a {kind} against the {owner} grant of the same id: "
+            f"grant --kind {owner} instead"
+        )
+    raise CliError(
+        f"no installed plugin checks grants of kind {kind!r} "
+        f"(known: {', '.join(sorted(grantable))}); pass --any-kind to grant it anyway"
+    )
+
+
 async def _grant(args: argparse.Namespace) -> int:
     level = Level.parse(args.level)
+    if not args.any_kind:
+        check_kind(args.kind)
     db = await open_db(locate_db(args.db), create=True)
     try:
         store = SqliteGrantStore(db)
