@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+
 from lumid_core import LumidSettings, load_settings
 from lumid_core.runtime import CoreRuntime, open_runtime
 from lumid_fakes import FakeLumId, FakeRunmesh
