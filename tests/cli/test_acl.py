@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from subprocess import CompletedProcess
@@ -351,23 +353,45 @@ async def test_a_running_engine_honours_cli_grants_and_revokes(
     )
 
 
-async def test_cli_import_while_the_server_writes(cli: Cli, db_path: Path, tmp_path: Path) -> None:
+async def test_cli_import_while_the_server_writes(
+    cli_env: dict[str, str], db_path: Path, tmp_path: Path
+) -> None:
+    """A big import runs in short transactions: the server's writes keep landing meanwhile."""
+    rows = 30_000  # several import transactions
+    dump = tmp_path / "big.jsonl"
+    dump.write_text(
+        "".join(
+            json.dumps({"kind": "job", "id": f"j{i}", "principal_id": "bulk", "level": "read"})
+            + "\n"
+            for i in range(rows)
+        )
+    )
     db = await Database.open(db_path)
     try:
         store = SqliteGrantStore(db)
-        await store.grant("workflow", "server-made", "alice", Level.WRITE)
-        lines = "".join(
-            json.dumps({"kind": "job", "id": f"j{i}", "principal_id": "bulk", "level": "read"})
-            + "\n"
-            for i in range(2000)
+        await store.grant("workflow", "before", "alice", Level.WRITE)
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "lumid_core.cli",
+            "acl",
+            "import",
+            str(dump),
+            env=cli_env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
         )
-        r = cli("acl", "import", stdin=lines)
-        assert r.returncode == 0, r.stderr
-        await store.grant("workflow", "server-made-later", "alice", Level.WRITE)
-        assert len(await store.ids("job", "bulk", Level.READ)) == 2000
-        assert await store.ids("workflow", "alice", Level.WRITE) == {
-            "server-made",
-            "server-made-later",
-        }
+        written = 0
+        while proc.returncode is None:  # the server keeps registering resources
+            await store.grant("workflow", f"during-{written}", "alice", Level.WRITE)
+            written += 1
+            await asyncio.sleep(0.005)
+        out, err = await proc.communicate()
+        assert proc.returncode == 0, err.decode()
+        assert out.decode().startswith(f"imported {rows} grants from {dump}")
+        assert len(await store.ids("job", "bulk", Level.READ)) == rows
+        mine = await store.ids("workflow", "alice", Level.WRITE)
+        assert mine == {"before"} | {f"during-{i}" for i in range(written)}
+        assert written > 0
     finally:
         await db.close()
