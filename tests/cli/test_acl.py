@@ -14,7 +14,7 @@ import pytest
 from fastapi import HTTPException
 from lumid_hooks import PrincipalContext, ResourceRef
 
-from lumid_core import Database, Level, PermissionEngine, Policy, SqliteGrantStore
+from lumid_core import Database, Grant, Level, PermissionEngine, Policy, SqliteGrantStore
 
 type Cli = Callable[..., CompletedProcess[str]]
 
@@ -395,3 +395,19 @@ async def test_cli_import_while_the_server_writes(
         assert written > 0
     finally:
         await db.close()
+
+
+async def test_ls_streams_a_large_store(cli: Cli, db_path: Path) -> None:
+    db = await Database.open(db_path)
+    try:
+        await SqliteGrantStore(db).import_grants(
+            Grant("job", f"j{i:05d}", "p" * (1 + i % 7), Level.READ, 1.0, 1.0) for i in range(2500)
+        )
+    finally:
+        await db.close()
+    r = cli("acl", "ls", "--kind", "job")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert len(lines) == 2501
+    assert [line.split()[1] for line in lines[1:]] == [f"j{i:05d}" for i in range(2500)]
+    assert all(line.split()[3] == "read" for line in lines[1:])

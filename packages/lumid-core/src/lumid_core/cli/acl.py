@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Final, TextIO
 
 from lumid_core.db import DatabaseError
 from lumid_core.doctor import installed_hosts, load_host_doctor
@@ -109,22 +109,44 @@ def _filters(args: argparse.Namespace) -> dict[str, str | None]:
     return {"kind": args.kind, "id": args.id, "principal_id": args.principal}
 
 
+_LS_HEADER: Final = ("KIND", "ID", "PRINCIPAL", "LEVEL", "GRANTED")
+_LS_SIZING_ROWS: Final = 1000
+"""Column widths come from the first rows; the rest stream out (a store may be huge)."""
+
+
 async def _ls(args: argparse.Namespace) -> int:
     db = await open_db(locate_db(args.db), create=False)
+    widths: list[int] | None = None
+    first: list[tuple[str, ...]] = []
+    shown = 0
+
+    def emit(row: tuple[str, ...]) -> None:
+        assert widths is not None
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+    def size_and_flush() -> None:
+        nonlocal widths
+        widths = [max(len(r[i]) for r in (_LS_HEADER, *first)) for i in range(len(_LS_HEADER))]
+        for row in (_LS_HEADER, *first):
+            emit(row)
+        first.clear()
+
     try:
-        rows = [
-            (g.kind, g.id, g.principal_id, g.level.name.lower(), _iso(g.granted_at))
-            async for g in SqliteGrantStore(db).iter_grants(**_filters(args))
-        ]
+        async for g in SqliteGrantStore(db).iter_grants(**_filters(args)):
+            row = (g.kind, g.id, g.principal_id, g.level.name.lower(), _iso(g.granted_at))
+            shown += 1
+            if widths is not None:
+                emit(row)
+                continue
+            first.append(row)
+            if len(first) >= _LS_SIZING_ROWS:
+                size_and_flush()
     finally:
         await db.close()
-    if not rows:
+    if shown == 0:
         print("no grants match", file=sys.stderr)
-        return 0
-    header = ("KIND", "ID", "PRINCIPAL", "LEVEL", "GRANTED")
-    widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
-    for row in (header, *rows):
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    elif widths is None:
+        size_and_flush()
     return 0
 
 
