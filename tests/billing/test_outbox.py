@@ -253,3 +253,14 @@ async def test_a_version_1_database_is_migrated(tmp_path: Path) -> None:
         assert db.read_one("SELECT email FROM principals") == ("alice@example.com",)
     finally:
         await db.close()
+
+
+@pytest.mark.parametrize("n", [2, 700])
+async def test_add_many_rows_at_once(db: Database, n: int) -> None:
+    box = Outbox(db, "billing")
+    await box.add([NewEntry("dup", {"first": True})])
+    await box.add([NewEntry(f"t{i}", {"i": i}) for i in range(n)] + [NewEntry("dup", {})])
+    assert (await box.stats()).pending == n + 1
+    entry = await box.entry("dup")
+    assert entry is not None
+    assert entry.payload == {"first": True}

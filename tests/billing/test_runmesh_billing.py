@@ -335,3 +335,20 @@ async def test_invalid_rows_are_kept_as_dead_letters(
     await plugin.usage_sinks[0].emit([row], logger)
     (dead,) = await billing_of(plugin).outbox.entries(state="dead")
     assert dead.reason == "usage row has no task_id"
+
+
+async def test_object_shaped_rows_are_billed_too(
+    plugin: FlowMeshBindings,
+    fake_lumid: FakeLumId,
+    fake_runmesh: FakeRunmesh,
+    usage_row: RowFactory,
+    logger: logging.Logger,
+) -> None:
+    import types
+
+    fake_runmesh.add_user("alice@example.com", "10")
+    await known(plugin, fake_lumid, "alice", "alice@example.com")
+    row = types.SimpleNamespace(**usage_row("t-obj", cost=Decimal("0.5")))
+    await plugin.usage_sinks[0].emit([row], logger)
+    assert await billing_of(plugin).drain(10)
+    assert fake_runmesh.entries["t-obj"]["cost"] == "0.5"

@@ -111,3 +111,13 @@ async def test_probe(fake_runmesh: FakeRunmesh) -> None:
         await good.aclose()
         await bad.aclose()
     assert fake_runmesh.entry_calls() == []  # the probe never posts an entry
+
+
+async def test_runmesh_url_with_credentials_is_refused(
+    flowmesh_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RUNMESH_BILLING_BASE_URL", "https://bridge:hunter2@runmesh.example/api")
+    with pytest.raises(SettingsError, match="RUNMESH_BILLING_BASE_URL") as err:
+        async with install():
+            pass
+    assert "hunter2" not in str(err.value)

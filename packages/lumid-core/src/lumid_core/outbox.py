@@ -60,6 +60,7 @@ _INSERT_ONE: Final = (
     "INSERT OR IGNORE INTO outbox (sink, key, state, attempts, created_at, updated_at, "
     "next_attempt_at, hold_on, reason, payload) VALUES (?, ?, ?, 0, ?, ?, ?, ?, ?, ?)"
 )
+_MAX_VALUES_ROWS: Final = 500  # 9 parameters a row, well under SQLite's variable limit
 _MARK: Final = (
     "UPDATE outbox SET state = ?, attempts = attempts + 1, updated_at = ?, "
     "next_attempt_at = ?, hold_on = ?, reason = ? "
@@ -175,9 +176,18 @@ class Outbox:
             # coalesce into one executemany within a group commit.
             await self.db.write(_INSERT_ONE, params)
             return
-        values = ", ".join(["(?, ?, ?, 0, ?, ?, ?, ?, ?, ?)"] * len(entries))
-        head = _INSERT_ONE.split(" VALUES ", 1)[0]
-        await self.db.write(f"{head} VALUES {values}", params)
+        if len(entries) <= _MAX_VALUES_ROWS:
+            # One multi-row statement: still one group-committed, atomic write.
+            values = ", ".join(["(?, ?, ?, 0, ?, ?, ?, ?, ?, ?)"] * len(entries))
+            head = _INSERT_ONE.split(" VALUES ", 1)[0]
+            await self.db.write(f"{head} VALUES {values}", params)
+            return
+        rows = [params[i : i + 9] for i in range(0, len(params), 9)]
+
+        async def work(conn: aiosqlite.Connection) -> None:
+            await conn.executemany(_INSERT_ONE, rows)
+
+        await self.db.transaction(work)
 
     # -- the delivery side ------------------------------------------------------
 

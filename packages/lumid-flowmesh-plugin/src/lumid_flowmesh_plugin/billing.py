@@ -97,8 +97,24 @@ def _cost(value: object) -> str:
     raise TypeError(f"cost is a {type(value).__name__}, not a Decimal")
 
 
-def row_to_entry(row: Mapping[str, Any], *, email_known: bool, workflow_id: str | None) -> NewEntry:
+class _Fields:
+    """Read a usage row given as a mapping (FlowMesh's TypedDict) or an object."""
+
+    __slots__ = ("_row",)
+
+    def __init__(self, row: object) -> None:
+        self._row = row
+
+    def get(self, name: str) -> Any:
+        row = self._row
+        if isinstance(row, Mapping):
+            return row.get(name)
+        return getattr(row, name, None)
+
+
+def row_to_entry(raw: object, *, email_known: bool, workflow_id: str | None) -> NewEntry:
     """One FlowMesh usage row as an outbox row keyed by its task id (no secrets)."""
+    row = _Fields(raw)
     task_id = _text(row.get("task_id"))
     principal_id = _text(row.get("principal_id"))
     occurred = row.get("occurred_at")
@@ -168,8 +184,9 @@ class RunmeshUsageSink:
         try:
             entries = []
             for row in rows:
-                principal_id = _text(row.get("principal_id"))
-                task_id = _text(row.get("task_id"))
+                fields = _Fields(row)
+                principal_id = _text(fields.get("principal_id"))
+                task_id = _text(fields.get("task_id"))
                 email = await self._directory.email_for(principal_id) if principal_id else None
                 workflow_id = workflow_of(self._db, task_id) if task_id else None
                 entries.append(
@@ -181,7 +198,7 @@ class RunmeshUsageSink:
                 "%s: could not queue %d usage rows (tasks %s) for billing: %s",
                 self.name,
                 len(rows),
-                ", ".join(_text(r.get("task_id")) for r in rows)[:500],
+                ", ".join(_text(_Fields(r).get("task_id")) for r in rows)[:500],
                 exc,
             )
             return

@@ -8,11 +8,17 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field, SecretStr
+from pydantic import AfterValidator, BeforeValidator, Field, SecretStr
 
 from lumid_core.settings import HttpUrlStr, LumidSettings
 
 __all__ = ["FlowMeshSettings"]
+
+
+def _no_credentials(value: str | None) -> str | None:
+    if value is not None and "@" in value.split("://", 1)[-1].split("/", 1)[0]:
+        raise ValueError("must not embed credentials; the secret goes in FLOWMESH_BRIDGE_SECRET")
+    return value
 
 
 def _on_off(value: object) -> object:
@@ -22,7 +28,7 @@ def _on_off(value: object) -> object:
 class FlowMeshSettings(LumidSettings):
     """Environment of the FlowMesh plugin (docs/flowmesh.md lists every variable)."""
 
-    runmesh_billing_base_url: HttpUrlStr | None = None
+    runmesh_billing_base_url: Annotated[HttpUrlStr | None, AfterValidator(_no_credentials)] = None
     flowmesh_bridge_secret: SecretStr | None = None
     lumid_balance_guard: Annotated[Literal["on", "off"], BeforeValidator(_on_off)] = "off"
     lumid_billing_timeout_seconds: Annotated[float, Field(gt=0, le=120)] = 10.0
