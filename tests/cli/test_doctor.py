@@ -189,6 +189,24 @@ def test_newer_schema_fails(cli: Cli, flowmesh_env: dict[str, str], db_path: Pat
     assert "schema version 999 is newer than this lumid-core understands" in _line(r, "database")
 
 
+def test_older_schema_is_migrated_like_install_does(
+    cli: Cli, flowmesh_env: dict[str, str], db_path: Path
+) -> None:
+    import sqlite3
+
+    from lumid_core.db import MIGRATIONS, SCHEMA_VERSION
+
+    db_path.parent.mkdir(parents=True)
+    with sqlite3.connect(db_path) as conn:
+        conn.executescript(MIGRATIONS[0])
+        conn.execute("PRAGMA user_version = 1")
+    r = cli("doctor", "--host", "flowmesh")
+    assert r.returncode == 0, r.stdout
+    assert f"writable, schema migrated v1 -> v{SCHEMA_VERSION}" in _line(r, "database")
+    again = cli("doctor", "--host", "flowmesh")
+    assert f"writable, schema v{SCHEMA_VERSION} (current)" in _line(again, "database")
+
+
 def test_bad_settings_name_each_variable(
     cli: Cli, flowmesh_env: dict[str, str], fleet_key: str
 ) -> None:

@@ -36,6 +36,7 @@ __all__ = [
     "Check",
     "DoctorContext",
     "HostDoctor",
+    "HostNotInstalledError",
     "Introspection",
     "Status",
     "check_database",
@@ -207,8 +208,9 @@ async def check_database(
 ) -> tuple[Check, Database | None]:
     """Open the ACL database exactly as `install()` does: writable, migrated, WAL."""
     path = path.expanduser()
+    existed = path.exists()
     before: int | None = None
-    if path.exists():
+    if existed:
         try:
             before = schema_version(path)
         except sqlite3.Error:  # unreadable or not a database: `open` says which
@@ -217,9 +219,9 @@ async def check_database(
         db = await Database.open(path, env_var=env_var)
     except DatabaseError as exc:
         return Check("database", Status.FAIL, str(exc), env_var), None
-    if before is None:
+    if not existed:
         detail = f"{path}: writable, schema v{SCHEMA_VERSION} (new file created)"
-    elif before < SCHEMA_VERSION:
+    elif before is not None and before < SCHEMA_VERSION:
         detail = f"{path}: writable, schema migrated v{before} -> v{SCHEMA_VERSION}"
     else:
         detail = f"{path}: writable, schema v{SCHEMA_VERSION} (current)"
