@@ -310,6 +310,16 @@ def test_api_key_scopes(
     _no_secret(r, key)
 
 
+def test_api_key_longer_than_the_plugin_accepts(cli: Cli, flowmesh_env: dict[str, str]) -> None:
+    key = "lm_pat_live_" + "c" * 100
+    r = cli(
+        "doctor", "--host", "flowmesh", env={"FLOWMESH_API_KEY": key, "LUMID_MAX_TOKEN_BYTES": "64"}
+    )
+    assert r.returncode == 1
+    assert "FLOWMESH_API_KEY is longer than LUMID_MAX_TOKEN_BYTES (64)" in _line(r, "api key")
+    _no_secret(r, key)
+
+
 def test_api_key_unset_warns(cli: Cli, flowmesh_env: dict[str, str]) -> None:
     r = cli("doctor", "--host", "flowmesh", env={"FLOWMESH_API_KEY": ""})
     assert r.returncode == 0

@@ -131,6 +131,15 @@ async def _api_key(ctx: DoctorContext) -> Check:
             "server falls back to a default admin system principal",
             API_KEY_VAR,
         )
+    limit = ctx.settings.lumid_max_token_bytes
+    if len(token.encode()) > limit:
+        return Check(
+            "api key",
+            Status.FAIL,
+            f"{API_KEY_VAR} is longer than LUMID_MAX_TOKEN_BYTES ({limit}): the plugin "
+            "refuses such tokens, so FlowMesh would fall back to a default admin",
+            API_KEY_VAR,
+        )
     if not ctx.lumid_ok:
         return Check(
             "api key",
