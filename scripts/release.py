@@ -234,6 +234,7 @@ def _check_one(dist: Dist, wheels: Mapping[str, Path]) -> tuple[bool, str]:
         ok = step([UV, "venv", "--no-config", "--quiet", "--python", base_python(), venv])
         ok = ok and step([UV, "pip", "install", "--no-config", "--quiet", "--python", python,
                           *install])  # fmt: skip
+        ok = ok and step([UV, "pip", "check", "--no-config", "--python", python])
         run_env = clean_env({"LUMID_ACL_DB_PATH": str(Path(tmp) / "data" / "acl.sqlite")})
         if dist is CORE:
             ok = ok and step([python, "-I", HOSTS_SCRIPT, "core"], run_env)
