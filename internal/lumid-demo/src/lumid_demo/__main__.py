@@ -75,7 +75,7 @@ def _say(text: str) -> None:
 
 def _install(
     uv: Path, tmp: Path, host: str, dist: str, index: LocalIndex, extras: list[Path]
-) -> Path:
+) -> tuple[Path, str]:
     """A fresh venv with `dist` from the local index (deps from PyPI) plus the
     never-published emulators and walk, as local wheels without dependencies."""
     venv = tmp / f"venv-{host}"
@@ -91,7 +91,9 @@ def _install(
          cwd=tmp, env=env, quiet=True)  # fmt: skip
     _run([uv, "pip", "install", "--no-config", "--quiet", "--no-deps", "--python", python,
           *extras], cwd=tmp, env=env, quiet=True)  # fmt: skip
-    return python
+    versions = _run([python, "-I", "-m", "lumid_demo.walk", "--versions"], cwd=tmp, env=env,
+                    quiet=True)  # fmt: skip
+    return python, versions.strip()
 
 
 def demo() -> int:
@@ -103,25 +105,30 @@ def demo() -> int:
         tmp = Path(tmp_name)
         with LocalIndex(tmp / "index") as index:
             _say(f"local package index (pypiserver) at {index.simple_url}, uploads need a password")
-            _say("make publish, pointed at it with UV_PUBLISH_URL / UV_PUBLISH_CHECK_URL")
-            _run([sys.executable, root / "scripts" / "release.py", "publish", "--dist-dir", dist],
-                 cwd=root, env=_env(index.publish_env()), quiet=False)  # fmt: skip
-            for name in sorted(index.files()):
-                print(f"   on the index: {name}")
             internal = tmp / "internal"
-            for member in INTERNAL:
-                _run([uv, "build", "--quiet", "--wheel", "--package", member, "--out-dir",
-                      internal], cwd=root, env=_env(), quiet=True)  # fmt: skip
+            with ThreadPoolExecutor(len(INTERNAL)) as pool:
+                # The never-published helpers build while the release is published.
+                builds = [
+                    pool.submit(_run, [uv, "build", "--quiet", "--wheel", "--package", member,
+                                       "--out-dir", internal], cwd=root, env=_env(), quiet=True)
+                    for member in INTERNAL
+                ]  # fmt: skip
+                _say("make publish, pointed at it with UV_PUBLISH_URL / UV_PUBLISH_CHECK_URL")
+                _run([sys.executable, root / "scripts" / "release.py", "publish", "--dist-dir",
+                      dist], cwd=root, env=_env(index.publish_env()), quiet=False)  # fmt: skip
+                for name in sorted(index.files()):
+                    print(f"   on the index: {name}")
+                for build in builds:
+                    build.result()
             extras = sorted(internal.glob("*.whl"))
             _say("installing each plugin from the local index into a fresh venv")
             with ThreadPoolExecutor(len(PLUGINS)) as pool:
-                pythons = list(
+                installed = list(
                     pool.map(lambda p: _install(uv, tmp, p[0], p[1], index, extras), PLUGINS)
                 )
-            for (_host, dist_name), python in zip(PLUGINS, pythons, strict=True):
-                freeze = _run([python, "-m", "lumid_demo.walk", "--versions"], cwd=tmp,
-                              env=_env(), quiet=True)  # fmt: skip
-                print(f"   {python.parent.parent.name}: {dist_name} -> {freeze.strip()}")
+            pythons = [python for python, _versions in installed]
+            for (_host, dist_name), (python, versions) in zip(PLUGINS, installed, strict=True):
+                print(f"   {python.parent.parent.name}: {dist_name} -> {versions}")
         failed = []
         for (host, _dist_name), python in zip(PLUGINS, pythons, strict=True):
             _say(f"{host}: the session, run inside {python.parent.parent.name}")
