@@ -276,7 +276,7 @@ def redact(text: str, env: Mapping[str, str]) -> str:
     """Remove credentials from a line of uv's output."""
     for var in _SECRET_VARS:
         secret = env.get(var, "")
-        if len(secret) >= 4:
+        if secret:  # however short: mangled output beats a leaked credential
             text = text.replace(secret, "****")
     return re.sub(r"://[^/\s:@]+:[^/\s@]+@", "://****@", text)
 
