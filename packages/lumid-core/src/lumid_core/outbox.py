@@ -416,6 +416,7 @@ class OutboxWorker:
         self._paused_until = 0.0
         self._failures = 0  # consecutive transient failures
         self._next_recheck = 0.0  # monotonic time of the next held-row re-check
+        self._finished_during_fill: set[str] | None = None
         self.delivered = 0
         self.retried = 0
         self.dead = 0
@@ -514,13 +515,19 @@ class OutboxWorker:
     async def _fill(self, now: float) -> None:
         if len(self._queue) >= self._concurrency:
             return
+        # A row whose outcome is recorded while this read runs may still show as
+        # pending in the read's snapshot: remember such keys and skip them.
+        finished: set[str] = set()
+        self._finished_during_fill = finished
         try:
             rows = await self.outbox.due(now=now, limit=self._batch + len(self._claimed), skip=0)
         except Exception as exc:
             self.warn.warning("db", "%s: cannot read the outbox: %s", self.name, exc)
             return
+        finally:
+            self._finished_during_fill = None
         for row in rows:
-            if row.key not in self._claimed:
+            if row.key not in self._claimed and row.key not in finished:
                 self._claimed.add(row.key)
                 self._queue.append(row)
 
@@ -606,6 +613,8 @@ class OutboxWorker:
                 )
         finally:
             self._claimed.discard(row.key)
+            if self._finished_during_fill is not None:
+                self._finished_during_fill.add(row.key)
 
     async def _run_recheck(self) -> None:
         assert self._recheck is not None
