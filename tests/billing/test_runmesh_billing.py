@@ -352,3 +352,48 @@ async def test_object_shaped_rows_are_billed_too(
     await plugin.usage_sinks[0].emit([row], logger)
     assert await billing_of(plugin).drain(10)
     assert fake_runmesh.entries["t-obj"]["cost"] == "0.5"
+
+
+async def test_slow_runmesh_timeout_then_resend_charges_once(
+    flowmesh_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    fake_lumid: FakeLumId,
+    fake_runmesh: FakeRunmesh,
+    usage_row: RowFactory,
+    logger: logging.Logger,
+) -> None:
+    monkeypatch.setenv("LUMID_BILLING_TIMEOUT_SECONDS", "0.2")
+    fake_runmesh.add_user("alice@example.com", "10")
+    fake_runmesh.mode = "slow"
+    fake_runmesh.delay = 0.6  # Runmesh records the entry, but the reply comes too late
+    async with install() as plugin:
+        await known(plugin, fake_lumid, "alice", "alice@example.com")
+        await plugin.usage_sinks[0].emit([usage_row("t1", cost=Decimal("3"))], logger)
+        await wait_for(lambda: "t1" in fake_runmesh.entries)
+        assert (await billing_of(plugin).stats()).pending == 1  # the reply was lost
+        fake_runmesh.mode = "ok"
+        assert await billing_of(plugin).drain(10)
+    assert fake_runmesh.duplicates >= 1  # the resend was answered as idempotent
+    assert fake_runmesh.balances["alice@example.com"] == Decimal(7)  # charged once
+
+
+async def test_http_500_is_retried(
+    plugin: FlowMeshBindings,
+    fake_lumid: FakeLumId,
+    fake_runmesh: FakeRunmesh,
+    usage_row: RowFactory,
+    logger: logging.Logger,
+) -> None:
+    fake_runmesh.add_user("alice@example.com", "10")
+    await known(plugin, fake_lumid, "alice", "alice@example.com")
+    fake_runmesh.mode = "status"
+    fake_runmesh.status_code = 500
+    await plugin.usage_sinks[0].emit([usage_row("t1")], logger)
+    await wait_for(lambda: len(fake_runmesh.entry_calls()) >= 2)
+    entry = await billing_of(plugin).outbox.entry("t1")
+    assert entry is not None
+    assert entry.state == "pending"
+    assert entry.reason == "HTTP 500"
+    fake_runmesh.mode = "ok"
+    assert await billing_of(plugin).drain(10)
+    assert list(fake_runmesh.entries) == ["t1"]
