@@ -397,3 +397,18 @@ async def test_http_500_is_retried(
     fake_runmesh.mode = "ok"
     assert await billing_of(plugin).drain(10)
     assert list(fake_runmesh.entries) == ["t1"]
+
+
+async def test_a_failed_queue_write_is_logged_with_what_was_lost(
+    flowmesh_env: dict[str, str],
+    usage_row: RowFactory,
+    logger: logging.Logger,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with install() as plugin:
+        sink = plugin.usage_sinks[0]
+        await billing_of(plugin).outbox.db.close()  # the database is gone under us
+        with caplog.at_level(logging.ERROR):
+            await sink.emit([usage_row("t-lost", cost=Decimal("4.20"))], logger)  # no raise
+    assert "t-lost=4.20" in caplog.text
+    assert "LUMID_ACL_DB_PATH" in caplog.text

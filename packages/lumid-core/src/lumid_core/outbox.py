@@ -468,7 +468,10 @@ class OutboxWorker:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         finally:
-            left = self.outbox.pending_count()
+            try:
+                left = self.outbox.pending_count()
+            except Exception:
+                left = 0  # the database is gone: nothing more to say
             if left:
                 self.logger.warning(
                     "%s: stopped with %d rows pending; they are sent after the next start",
@@ -503,7 +506,11 @@ class OutboxWorker:
                         self._launch(self._queue.popleft())
                 if self._closing and (paused or (not self._queue and not self._inflight)):
                     return
-                await self._sleep(now, paused)
+                try:
+                    await self._sleep(now, paused)
+                except Exception as exc:  # e.g. the database is briefly unreadable
+                    self.warn.warning("db", "%s: cannot read the outbox: %s", self.name, exc)
+                    await asyncio.sleep(self._idle_poll)
         finally:
             for t in list(self._inflight):
                 t.cancel()

@@ -194,11 +194,16 @@ class RunmeshUsageSink:
                 )
             await self._outbox.add(entries)
         except Exception as exc:  # never raise into the host; say loudly what is lost
+            lost = ", ".join(
+                f"{_text(_Fields(r).get('task_id'))}={_text(_Fields(r).get('cost'))}" for r in rows
+            )
             logger.error(
-                "%s: could not queue %d usage rows (tasks %s) for billing: %s",
+                "%s: could not queue %d usage rows for billing (task=cost: %s) in "
+                "LUMID_ACL_DB_PATH=%s: %s",
                 self.name,
                 len(rows),
-                ", ".join(_text(_Fields(r).get("task_id")) for r in rows)[:500],
+                lost[:1000],
+                self._db.path,
                 exc,
             )
             return
