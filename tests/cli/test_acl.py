@@ -14,7 +14,15 @@ import pytest
 from fastapi import HTTPException
 from lumid_hooks import PrincipalContext, ResourceRef
 
-from lumid_core import Database, Grant, Level, PermissionEngine, Policy, SqliteGrantStore
+from lumid_core import (
+    Database,
+    Grant,
+    Level,
+    PermissionEngine,
+    Policy,
+    SqliteGrantStore,
+    SqlitePrincipalDirectory,
+)
 
 type Cli = Callable[..., CompletedProcess[str]]
 
@@ -411,3 +419,60 @@ async def test_ls_streams_a_large_store(cli: Cli, db_path: Path) -> None:
     assert len(lines) == 2501
     assert [line.split()[1] for line in lines[1:]] == [f"j{i:05d}" for i in range(2500)]
     assert all(line.split()[3] == "read" for line in lines[1:])
+
+
+async def test_principals_by_email(cli: Cli, db_path: Path) -> None:
+    db = await Database.open(db_path)
+    try:
+        directory = SqlitePrincipalDirectory(db)
+        await directory.record("u-bob", "bob@example.com")
+        await directory.record("u-twin-1", "twin@example.com")
+        await directory.record("u-twin-2", "twin@example.com")
+    finally:
+        await db.close()
+    r = cli(
+        "acl",
+        "grant",
+        "--kind",
+        "job",
+        "--id",
+        "j",
+        "--email",
+        "Bob@Example.com",
+        "--level",
+        "read",
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "granted read on job 'j' to u-bob (Bob@Example.com)"
+    listed = cli("acl", "ls", "--email", "bob@example.com")
+    assert [line.split()[:3] for line in listed.stdout.splitlines()[1:]] == [["job", "j", "u-bob"]]
+    exported = cli("acl", "export", "--email", "bob@example.com")
+    assert [json.loads(x)["principal_id"] for x in exported.stdout.splitlines()] == ["u-bob"]
+
+    unknown = cli(
+        "acl",
+        "grant",
+        "--kind",
+        "job",
+        "--id",
+        "j",
+        "--email",
+        "eve@example.com",
+        "--level",
+        "read",
+    )
+    assert unknown.returncode == 1
+    assert (
+        "--email 'eve@example.com': no principal with that email has used this server"
+        in unknown.stderr
+    )
+    twins = cli("acl", "revoke", "--kind", "job", "--id", "j", "--email", "twin@example.com")
+    assert twins.returncode == 1
+    assert "matches several principals (u-twin-1, u-twin-2); give --principal" in twins.stderr
+
+    revoked = cli("acl", "revoke", "--kind", "job", "--id", "j", "--email", "bob@example.com")
+    assert revoked.returncode == 0, revoked.stderr
+    assert "revoked u-bob (bob@example.com)'s grant on job 'j'" in revoked.stdout
+    both = cli("acl", "ls", "--email", "bob@example.com", "--principal", "u-bob")
+    assert both.returncode == 2
+    assert "not allowed with argument" in both.stderr

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, TextIO
 
-from lumid_core.db import DatabaseError
+from lumid_core.db import Database, DatabaseError
 from lumid_core.doctor import installed_hosts, load_host_doctor
 from lumid_core.store import Grant, Level, SqliteGrantStore
 
@@ -52,7 +52,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     cmds = acl.add_subparsers(dest="acl_command", required=True, metavar="COMMAND")
 
     def filters(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--principal", type=_name, help="only this principal (a lum.id sub)")
+        who = p.add_mutually_exclusive_group()
+        who.add_argument("--principal", type=_name, help="only this principal (a lum.id sub)")
+        who.add_argument("--email", type=_name, help="only the principal with this email")
         p.add_argument("--kind", type=_name, help="only this resource kind (workflow, job, ...)")
         p.add_argument("--id", type=_name, help="only this resource id")
 
@@ -66,7 +68,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
             "--kind", type=_name, required=True, help="resource kind (workflow, job, ...)"
         )
         p.add_argument("--id", type=_name, required=True, help="resource id")
-        p.add_argument("--principal", type=_name, required=True, help="a lum.id sub")
+        who = p.add_mutually_exclusive_group(required=True)
+        who.add_argument("--principal", type=_name, help="a lum.id sub")
+        who.add_argument(
+            "--email",
+            type=_name,
+            help="the principal with this email (known once they have used this server)",
+        )
 
     grant = cmds.add_parser("grant", help="give a principal read or write on one resource")
     target(grant)
@@ -105,8 +113,34 @@ def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _filters(args: argparse.Namespace) -> dict[str, str | None]:
-    return {"kind": args.kind, "id": args.id, "principal_id": args.principal}
+async def _principal(db: Database, args: argparse.Namespace) -> str | None:
+    """`--principal`, or the sub that identity recorded for `--email` (exactly one)."""
+    if args.email is None:
+        principal: str | None = args.principal
+        return principal
+    subs = await db.read_column(
+        "SELECT principal_id FROM principals WHERE email = ? COLLATE NOCASE ORDER BY 1",
+        (args.email,),
+    )
+    if not subs:
+        raise CliError(
+            f"--email {args.email!r}: no principal with that email has used this server yet "
+            "(identity records emails as tokens are resolved); give --principal <lum.id sub>"
+        )
+    if len(subs) > 1:
+        raise CliError(
+            f"--email {args.email!r} matches several principals ({', '.join(map(str, subs))}); "
+            "give --principal"
+        )
+    return str(subs[0])
+
+
+def _who(args: argparse.Namespace, principal: str) -> str:
+    return principal if args.email is None else f"{principal} ({args.email})"
+
+
+async def _filters(db: Database, args: argparse.Namespace) -> dict[str, str | None]:
+    return {"kind": args.kind, "id": args.id, "principal_id": await _principal(db, args)}
 
 
 _LS_HEADER: Final = ("KIND", "ID", "PRINCIPAL", "LEVEL", "GRANTED")
@@ -132,7 +166,7 @@ async def _ls(args: argparse.Namespace) -> int:
         first.clear()
 
     try:
-        async for g in SqliteGrantStore(db).iter_grants(**_filters(args)):
+        async for g in SqliteGrantStore(db).iter_grants(**await _filters(db, args)):
             row = (g.kind, g.id, g.principal_id, g.level.name.lower(), _iso(g.granted_at))
             shown += 1
             if widths is not None:
@@ -188,34 +222,40 @@ async def _grant(args: argparse.Namespace) -> int:
         check_kind(args.kind)
     db = await open_db(locate_db(args.db), create=True)
     try:
+        principal = await _principal(db, args)
+        assert principal is not None  # argparse requires --principal or --email
         store = SqliteGrantStore(db)
-        await store.grant(args.kind, args.id, args.principal, level)
-        held = await store.level(args.kind, args.id, args.principal)
+        await store.grant(args.kind, args.id, principal, level)
+        held = await store.level(args.kind, args.id, principal)
     finally:
         await db.close()
+    who = _who(args, principal)
     if held is None:  # pragma: no cover - the upsert just wrote it
-        raise CliError(f"the grant of {args.kind} {args.id!r} to {args.principal!r} did not land")
+        raise CliError(f"the grant of {args.kind} {args.id!r} to {who} did not land")
     what = f"{args.kind} {args.id!r}"
     if held > level:
         print(
-            f"{args.principal} already holds {held.name.lower()} on {what}; kept "
+            f"{who} already holds {held.name.lower()} on {what}; kept "
             f"(a grant never lowers a level: revoke, then grant {level.name.lower()})"
         )
     else:
-        print(f"granted {held.name.lower()} on {what} to {args.principal}")
+        print(f"granted {held.name.lower()} on {what} to {who}")
     return 0
 
 
 async def _revoke(args: argparse.Namespace) -> int:
     db = await open_db(locate_db(args.db), create=False)
     try:
-        removed = await SqliteGrantStore(db).revoke(args.kind, args.id, args.principal)
+        principal = await _principal(db, args)
+        assert principal is not None  # argparse requires --principal or --email
+        removed = await SqliteGrantStore(db).revoke(args.kind, args.id, principal)
     finally:
         await db.close()
     what = f"{args.kind} {args.id!r}"
+    who = _who(args, principal)
     if not removed:
-        raise CliError(f"{args.principal} holds no grant on {what}; nothing revoked")
-    print(f"revoked {args.principal}'s grant on {what}")
+        raise CliError(f"{who} holds no grant on {what}; nothing revoked")
+    print(f"revoked {who}'s grant on {what}")
     return 0
 
 
@@ -234,7 +274,7 @@ async def _export(args: argparse.Namespace) -> int:
     db = await open_db(locate_db(args.db), create=False)
     count = 0
     try:
-        async for g in SqliteGrantStore(db).iter_grants(**_filters(args)):
+        async for g in SqliteGrantStore(db).iter_grants(**await _filters(db, args)):
             sys.stdout.write(json.dumps(_grant_json(g), separators=(",", ":")) + "\n")
             count += 1
     finally:
