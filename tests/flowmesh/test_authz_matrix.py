@@ -48,10 +48,10 @@ REQUIRE = [
     Check("POST /workflows", "workflow", None, "write", (Y, Y, Y, Y, N)),
     Check("GET /workflows/{id}", "workflow", "w1", "read", (Y, N, N, Y, N)),
     Check("GET /workflows/{id}/logs", "workflow", "w1", "read", (Y, N, N, Y, N)),
-    # Cancel maps to no kind-level scope in issue 3's policy: admin only.
-    Check("POST /workflows/{id}/cancel", "workflow", "w1", "cancel", (N, N, N, Y, N)),
+    # Cancel is a workflow write: the owner (WRITE grant + workflows:write) may.
+    Check("POST /workflows/{id}/cancel", "workflow", "w1", "cancel", (Y, N, N, Y, N)),
     Check("GET /tasks/{id}", "task", "t1", "read", (Y, N, N, Y, N)),
-    Check("POST /tasks/{id}/stop", "task", "t1", "cancel", (N, N, N, Y, N)),
+    Check("POST /tasks/{id}/stop", "task", "t1", "cancel", (Y, N, N, Y, N)),
     Check("GET /tasks/{id}/logs", "result", "t1", "read", (Y, N, N, Y, N)),
     Check("GET /results/{task_id}", "result", "t1", "read", (Y, N, N, Y, N)),
     Check("POST /results", "result", None, "write", (Y, Y, Y, Y, Y)),

@@ -406,6 +406,11 @@ async def _flowmesh_session(
         403,
     )
     await walk.allowed(
+        "alice",
+        "require(workflow, wf-1, cancel)",
+        _require(fm, alice, "workflow", "wf-1", "cancel"),
+    )
+    await walk.allowed(
         "admin",
         "require(workflow, wf-1, cancel)",
         _require(fm, admin, "workflow", "wf-1", "cancel"),

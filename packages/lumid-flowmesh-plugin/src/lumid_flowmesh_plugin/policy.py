@@ -1,8 +1,10 @@
 """FlowMesh's authorization policy, applied by `lumid_core.PermissionEngine`.
 
 - admin scopes: `*`, `flowmesh:*`, `flowmesh:admin` (allowed everything);
-- kind-level scopes per (kind, action) below; any pair not listed (cancel on
-  anything, system admin, task write, ...) needs an admin scope;
+- kind-level scopes per (kind, action) below; any pair not listed (system admin,
+  task write, cancel on results / nodes / workers, ...) needs an admin scope;
+- cancelling a workflow or stopping a task is a workflow write: owners holding
+  `flowmesh:workflows:write` (and the WRITE grant the submitter gets) may do it;
 - a concrete id also needs a grant (WRITE for write/cancel, READ for read); a RESULT
   id is a task id and is checked against the TASK grant;
 - NODE and WORKER are fleet kinds: their read scope alone reads any of them and
@@ -27,7 +29,10 @@ _A = ResourceAction
 KIND_SCOPES: Final[dict[tuple[str, str], frozenset[str]]] = {
     (_K.WORKFLOW, _A.READ): frozenset({"flowmesh:workflows:read"}),
     (_K.WORKFLOW, _A.WRITE): frozenset({"flowmesh:workflows:write"}),
+    # lum.id has no cancel scope: stopping your own work is part of writing it.
+    (_K.WORKFLOW, _A.CANCEL): frozenset({"flowmesh:workflows:write"}),
     (_K.TASK, _A.READ): frozenset({"flowmesh:tasks:read"}),
+    (_K.TASK, _A.CANCEL): frozenset({"flowmesh:workflows:write"}),
     (_K.RESULT, _A.READ): frozenset({"flowmesh:results:read"}),
     (_K.RESULT, _A.WRITE): frozenset({"flowmesh:results:write"}),
     (_K.NODE, _A.READ): frozenset({"flowmesh:nodes:read"}),
