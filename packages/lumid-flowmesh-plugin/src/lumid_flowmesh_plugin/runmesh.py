@@ -16,6 +16,7 @@ from typing import Any, Final
 
 import httpx
 
+from lumid_core.identity import LaneTransport
 from lumid_core.outbox import Dead, Delivered, Outcome, Retry
 
 __all__ = [
@@ -92,12 +93,11 @@ class RunmeshClient:
         self.balance_url = self.base_url + BALANCE_PATH
         self.guard_timeout = guard_timeout
         headers = {"X-Bridge-Secret": secret, "User-Agent": _USER_AGENT}
+        # One-connection lanes: httpx's own pool costs O(connections) per request
+        # (docs/performance.md), which halves delivery at 16 in flight.
         self._delivery = httpx.AsyncClient(
             timeout=httpx.Timeout(delivery_timeout),
-            limits=httpx.Limits(
-                max_connections=delivery_concurrency,
-                max_keepalive_connections=delivery_concurrency,
-            ),
+            transport=LaneTransport(delivery_concurrency),
             headers=headers,
             follow_redirects=False,
             trust_env=False,
