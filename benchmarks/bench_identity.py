@@ -21,7 +21,7 @@ from lumid_core.runtime import open_runtime
 from .common import FakeProcess, Result, per_call_p50, rate, rss_bytes, sync_per_call_p50
 from .rawhttp import RawPool
 
-__all__ = ["run_identity"]
+__all__ = ["run_identity", "run_memory"]
 
 log = logging.getLogger("benchmarks.identity")
 CONCURRENCY = 64
@@ -100,9 +100,17 @@ async def run_identity(quick: bool, workdir: Path) -> list[Result]:
             results.append(await _hit(idp.resolve, quick))
             results.extend(await _misses(rt.identity.resolve, plain, url, fake.url, quick))
             results.append(await _single_flight(idp.resolve, plain, fake.url))
-        async with open_runtime(settings, plugin="bench-mem", logger=log) as rt:
-            results.append(await _memory(rt.identity.resolve, quick))
     return results
+
+
+async def run_memory(quick: bool, workdir: Path) -> list[Result]:
+    """RSS growth while many distinct tokens are resolved (the cache is bounded)."""
+    with FakeProcess("lumid", "--dynamic-tokens") as fake:
+        settings = load_settings(
+            LumidSettings, lum_id_base_url=fake.url, lumid_acl_db_path=workdir / "mem.sqlite"
+        )
+        async with open_runtime(settings, plugin="bench-mem", logger=log) as rt:
+            return [await _memory(rt.identity.resolve, quick)]
 
 
 Resolve = Callable[[str, logging.Logger], Awaitable[Any]]

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 from .bench_billing import run_billing
-from .bench_identity import run_identity
+from .bench_identity import run_identity, run_memory
 from .bench_store import run_store
 from .common import Result
 
@@ -26,6 +26,7 @@ SUITES: dict[str, Suite] = {
     "identity": run_identity,
     "store": run_store,
     "billing": run_billing,
+    "memory": run_memory,
 }
 
 
