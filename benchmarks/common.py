@@ -7,8 +7,7 @@ import os
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Self
@@ -18,11 +17,9 @@ __all__ = [
     "PeakRss",
     "Result",
     "installed",
-    "per_call_p50",
     "percentile",
     "rate",
     "rss_bytes",
-    "sync_per_call_p50",
 ]
 
 
@@ -61,30 +58,6 @@ def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
     return ordered[index]
-
-
-async def per_call_p50(call: Callable[[], Awaitable[object]], *, batches: int, per: int) -> float:
-    """Median seconds per call, timing `per` calls at a time (clock overhead amortised)."""
-    samples: list[float] = []
-    clock = time.perf_counter
-    for _ in range(batches):
-        start = clock()
-        for _ in range(per):
-            await call()
-        samples.append((clock() - start) / per)
-    return percentile(samples, 50)
-
-
-def sync_per_call_p50(call: Callable[[], object], *, batches: int, per: int) -> float:
-    """`per_call_p50` for a plain function."""
-    samples: list[float] = []
-    clock = time.perf_counter
-    for _ in range(batches):
-        start = clock()
-        for _ in range(per):
-            call()
-        samples.append((clock() - start) / per)
-    return percentile(samples, 50)
 
 
 def rate(count: int, seconds: float) -> float:
