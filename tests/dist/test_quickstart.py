@@ -1,7 +1,7 @@
 """The README's quick start is exactly what CI runs on a clean clone.
 
-CI runs `.ci/run` in a fresh clone: it runs `make test`, then `make demo` in a new
-`git clone` of that checkout. This test keeps the README and `.ci/run` in step (it
+CI runs `.ci/run` in a fresh clone: it runs `make demo` in a new `git clone` of that
+checkout, then `make test` (last, so the test summary closes the log). This test keeps the README and `.ci/run` in step (it
 does not run them: `make test` must not recurse into itself).
 """
 
@@ -25,12 +25,13 @@ def test_readme_quick_start_is_the_two_commands() -> None:
     assert quick_start_commands() == ["make test", "make demo"]
 
 
-def test_ci_runs_the_quick_start_in_order_and_demo_in_a_fresh_clone() -> None:
+def test_ci_runs_both_commands_and_the_demo_in_a_fresh_clone() -> None:
     script = (ROOT / ".ci" / "run").read_text()
-    test_at = script.index("make test")
     clone_at = script.index("git clone")
     demo_at = script.index('make -C "$demo_dir/lumid-plugins" demo')
-    assert test_at < clone_at < demo_at
+    test_at = script.index("make test")
+    assert clone_at < demo_at < test_at
+    assert script.rstrip().endswith("make test")
 
 
 def test_makefile_has_the_quick_start_targets() -> None:
