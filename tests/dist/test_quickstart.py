@@ -1,8 +1,9 @@
 """The README's quick start is exactly what CI runs on a clean clone.
 
 CI runs `.ci/run` in a fresh clone: it runs `make demo` in a new `git clone` of that
-checkout, then `make test` (last, so the test summary closes the log). This test keeps the README and `.ci/run` in step (it
-does not run them: `make test` must not recurse into itself).
+checkout, then `make test` (last, so the test summary closes the log). This test
+keeps the README and `.ci/run` in step (it does not run them: `make test` must not
+recurse into itself).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ def test_ci_runs_both_commands_and_the_demo_in_a_fresh_clone() -> None:
     script = (ROOT / ".ci" / "run").read_text()
     clone_at = script.index("git clone")
     demo_at = script.index('make -C "$demo_dir/lumid-plugins" demo')
-    test_at = script.index("make test")
+    test_at = script.rindex("make test")
     assert clone_at < demo_at < test_at
     assert script.rstrip().endswith("make test")
 
