@@ -274,3 +274,28 @@ def test_lazy_catalog_failure_is_logged_and_retried_later(
     assert len(caplog.records) == 1
     with pytest.raises(ValueError, match="advertises nothing"):
         provider.create_optimizer("remote-ilp")
+
+
+def test_schedule_ignores_proxy_variables(
+    optimizer_env: dict[str, str],
+    fake_optimizer: FakeOptimizer,
+    user_token: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The submitter's bearer goes to the configured URL only, never to a proxy
+    named by HTTP(S)_PROXY / ALL_PROXY (the catalog request ignores them too)."""
+    with FakeOptimizer(tokens={user_token}) as proxy:
+        for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "all_proxy"):
+            monkeypatch.setenv(name, proxy.url)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        provider = lumid_lumilake_plugin.install().optimizer_providers[0]
+        handle = provider.create_optimizer("remote-ilp")
+        reset = runtime_token_var.set(user_token)
+        try:
+            assert _schedule(handle).worker_assignment == {"worker-1": ["n1"]}
+        finally:
+            runtime_token_var.reset(reset)
+        assert proxy.calls() == []
+    (call,) = fake_optimizer.schedule_calls()
+    assert call.headers["authorization"] == f"Bearer {user_token}"

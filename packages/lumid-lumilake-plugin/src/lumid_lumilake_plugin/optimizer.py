@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from typing import Any, Final
 
 import httpx
-from lumilake_hook import OptimizerHandle, RemoteOptimizer
+from lumilake_hook import OptimizerHandle, RemoteOptimizer, Schedule, runtime_token_var
 
 from .settings import LumilakeSettings
 
@@ -124,6 +124,57 @@ def fetch_optimizer_catalog_sync(settings: LumilakeSettings) -> list[str]:
     return _reply(response)
 
 
+class _DirectRemoteOptimizer(RemoteOptimizer):
+    """`RemoteOptimizer` whose request ignores proxy and netrc environment variables.
+
+    The upstream handle posts with `httpx.post`, which honours `HTTP(S)_PROXY` /
+    `ALL_PROXY` and `.netrc`: the submitter's bearer could then reach a proxy (in
+    clear text for an `http://` loopback URL). Same request, same errors, no env.
+    """
+
+    def __init__(self, *, base_url: str, optimizer_type: str, http_timeout_seconds: float) -> None:
+        super().__init__(
+            base_url=base_url,
+            optimizer_type=optimizer_type,
+            http_timeout_seconds=http_timeout_seconds,
+        )
+        self._url = base_url + SCHEDULE_PATH
+        self._type = optimizer_type
+        self._timeout = http_timeout_seconds
+
+    def __repr__(self) -> str:
+        return f"RemoteOptimizer(url={self._url!r}, optimizer_type={self._type!r})"
+
+    def generate_schedule(
+        self,
+        graph: Any,
+        worker_names: list[str],
+        worker_profiles: dict[str, dict[str, Any]],
+        data_profile_results: dict[str, list[dict[str, Any]]] | None = None,
+    ) -> Schedule:
+        serialize = getattr(graph, "serialize", None)
+        if not callable(serialize):
+            raise TypeError("RemoteOptimizer.generate_schedule expects graph.serialize()")
+        body = {
+            "graph": serialize(),
+            "worker_names": worker_names,
+            "worker_profiles": worker_profiles,
+            "data_profile_results": data_profile_results,
+            "optimizer_type": self._type,
+        }
+        headers = {"Content-Type": "application/json"}
+        bearer = runtime_token_var.get()
+        if bearer is not None:
+            headers["Authorization"] = f"Bearer {bearer}"
+        with httpx.Client(trust_env=False, follow_redirects=False) as client:
+            response = client.post(self._url, json=body, headers=headers, timeout=self._timeout)
+        response.raise_for_status()
+        assignment = response.json().get("worker_assignment")
+        if not isinstance(assignment, dict):
+            raise RuntimeError("Remote optimizer response missing worker_assignment dict")
+        return Schedule(worker_assignment=assignment)
+
+
 class RemoteOptimizerProvider:
     """`lumilake_hook.OptimizerProvider` over a cached remote catalog.
 
@@ -195,6 +246,6 @@ class RemoteOptimizerProvider:
                 f"unknown optimizer {optimizer_type!r}: the remote optimizer at "
                 f"{self.base_url} advertises {advertised}"
             )
-        return RemoteOptimizer(
+        return _DirectRemoteOptimizer(
             base_url=self.base_url, optimizer_type=original, http_timeout_seconds=self._timeout
         )
