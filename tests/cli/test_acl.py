@@ -261,6 +261,23 @@ def test_a_bad_import_line_imports_nothing(cli: Cli, db_path: Path, line: str, w
     assert not db_path.exists()  # validated before the database is even opened
 
 
+@pytest.mark.parametrize(
+    "times",
+    [
+        '"granted_at":1e300',  # `acl ls` could not print it (datetime overflow)
+        '"granted_at":-86400',
+        '"last_seen_at":1e15',  # far future: immune to the startup reconcile sweep
+    ],
+)
+def test_import_refuses_impossible_times(cli: Cli, db_path: Path, times: str) -> None:
+    line = '{"kind":"job","id":"j","principal_id":"p","level":"read",' + times + "}"
+    r = cli("acl", "import", stdin=line + "\n")
+    assert r.returncode == 1, r.stdout
+    assert r.stderr.startswith("lumid: error: <stdin>:1: ")
+    assert "seconds since the epoch" in r.stderr
+    assert not db_path.exists()
+
+
 def test_import_of_a_missing_file(cli: Cli, tmp_path: Path) -> None:
     r = cli("acl", "import", str(tmp_path / "absent.jsonl"))
     assert r.returncode == 1

@@ -290,12 +290,23 @@ def _field(obj: dict[str, Any], key: str, where: str) -> str:
     return value.strip()
 
 
-def _time(obj: dict[str, Any], key: str, where: str, default: float) -> float:
+_CLOCK_SKEW_SECONDS: Final = 86_400.0
+"""How far in the future an imported time may be (clocks of two machines differ)."""
+
+
+def _time(obj: dict[str, Any], key: str, where: str, default: float, now: float) -> float:
     value = obj.get(key)
     if value is None:
         return default
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise CliError(f"{where}: {key!r} must be a number of seconds since the epoch")
+    # A negative or far-future time is corrupt input: `acl ls` cannot print it and a
+    # future `last_seen_at` would exempt the grant from the startup reconcile sweep.
+    if not 0 <= value <= now + _CLOCK_SKEW_SECONDS:
+        raise CliError(
+            f"{where}: {key!r} must be a number of seconds since the epoch, "
+            "not negative and not in the future"
+        )
     return float(value)
 
 
@@ -315,7 +326,7 @@ def parse_grants(lines: Iterator[str], source: str, now: float) -> list[Grant]:
         raw_level = obj.get("level")
         if raw_level not in _LEVELS:
             raise CliError(f'{where}: \'level\' must be "read" or "write"')
-        granted_at = _time(obj, "granted_at", where, now)
+        granted_at = _time(obj, "granted_at", where, now, now)
         grants.append(
             Grant(
                 kind=_field(obj, "kind", where),
@@ -323,7 +334,7 @@ def parse_grants(lines: Iterator[str], source: str, now: float) -> list[Grant]:
                 principal_id=_field(obj, "principal_id", where),
                 level=Level.parse(str(raw_level)),
                 granted_at=granted_at,
-                last_seen_at=_time(obj, "last_seen_at", where, granted_at),
+                last_seen_at=_time(obj, "last_seen_at", where, granted_at, now),
             )
         )
     return grants
