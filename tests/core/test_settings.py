@@ -74,3 +74,13 @@ def test_secret_values_never_print(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(SettingsError) as caught:
         load_settings(_WithSecret)
     assert "SOME_LIMIT" in str(caught.value)
+
+
+def test_lum_id_url_with_credentials_is_refused_without_echoing_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The URL is logged at install and on every 503; credentials must never get there.
+    monkeypatch.setenv("LUM_ID_BASE_URL", "https://svc:hunter2@lum.id")
+    with pytest.raises(SettingsError, match="LUM_ID_BASE_URL") as err:
+        load_settings(LumidSettings)
+    assert "hunter2" not in str(err.value)

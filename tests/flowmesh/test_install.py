@@ -118,3 +118,16 @@ async def test_runmesh_url_with_credentials_is_refused(
         async with install():
             pass
     assert "hunter2" not in str(err.value)
+
+
+@pytest.mark.parametrize("secret", ["abc\ndef-hunter2", "abc\rdef-hunter2", "abcé-hunter2"])
+async def test_bridge_secret_unusable_in_a_header_is_refused_without_echoing_it(
+    flowmesh_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, secret: str
+) -> None:
+    # h11 puts an illegal header value into its exception message ("Illegal header
+    # value b'...'"), which would land in every retry reason and log line.
+    monkeypatch.setenv("FLOWMESH_BRIDGE_SECRET", secret)
+    with pytest.raises(SettingsError, match="FLOWMESH_BRIDGE_SECRET") as err:
+        async with install():
+            pass
+    assert "hunter2" not in str(err.value)

@@ -46,6 +46,12 @@ HttpUrlStr = Annotated[str, AfterValidator(_http_url)]
 """An http(s) URL, stripped of surrounding blanks and of a trailing slash."""
 
 
+def _no_userinfo(value: str) -> str:
+    if "@" in value.split("://", 1)[-1].split("/", 1)[0]:
+        raise ValueError("must not embed credentials (lum.id introspection needs none)")
+    return value
+
+
 class LumidSettings(BaseSettings):
     """Environment shared by both hosts (see docs/configuration in the README)."""
 
@@ -58,7 +64,8 @@ class LumidSettings(BaseSettings):
         hide_input_in_errors=True,
     )
 
-    lum_id_base_url: HttpUrlStr = "https://lum.id"
+    # Logged at install and on every 503: credentials in it would leak.
+    lum_id_base_url: Annotated[HttpUrlStr, AfterValidator(_no_userinfo)] = "https://lum.id"
     lumid_org_id: Annotated[str, Field(min_length=1, max_length=200)] = "lumid"
     lumid_acl_db_path: Path = DEFAULT_ACL_DB_PATH
     lumid_introspect_timeout_seconds: Annotated[float, Field(gt=0, le=120)] = 5.0

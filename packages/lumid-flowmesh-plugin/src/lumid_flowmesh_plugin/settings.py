@@ -21,6 +21,16 @@ def _no_credentials(value: str | None) -> str | None:
     return value
 
 
+def _header_safe(value: SecretStr | None) -> SecretStr | None:
+    # h11 echoes an illegal header value in its exception message, which would put
+    # the secret into retry reasons and log lines; refuse it here, without the value.
+    if value is not None and not all(
+        c == "\t" or " " <= c <= "~" for c in value.get_secret_value().strip()
+    ):
+        raise ValueError("must be printable ASCII (it is sent as an HTTP header)")
+    return value
+
+
 def _on_off(value: object) -> object:
     return value.strip().lower() if isinstance(value, str) else value
 
@@ -29,7 +39,7 @@ class FlowMeshSettings(LumidSettings):
     """Environment of the FlowMesh plugin (docs/flowmesh.md lists every variable)."""
 
     runmesh_billing_base_url: Annotated[HttpUrlStr | None, AfterValidator(_no_credentials)] = None
-    flowmesh_bridge_secret: SecretStr | None = None
+    flowmesh_bridge_secret: Annotated[SecretStr | None, AfterValidator(_header_safe)] = None
     lumid_balance_guard: Annotated[Literal["on", "off"], BeforeValidator(_on_off)] = "off"
     lumid_billing_timeout_seconds: Annotated[float, Field(gt=0, le=120)] = 10.0
     lumid_billing_concurrency: Annotated[int, Field(ge=1, le=256)] = 16
