@@ -202,6 +202,34 @@ def test_bad_remote_url_fails_install_naming_the_variable(
 
 
 @pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("http://127.0.0.1:99999", "port"),
+        ("https://optimizer.example.com:abc", "port"),
+        ("https://optimizer.example.com:0", "port"),
+        ("https://", "host"),
+        ("https:///api", "host"),
+        ("https://optimizer example.com", "whitespace"),
+    ],
+)
+async def test_unusable_remote_url_fails_install_not_entering(
+    lumilake_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    load: Loader,
+    value: str,
+    reason: str,
+) -> None:
+    """A URL httpx cannot use must fail install() naming the variable: were it found
+    only when the catalog is fetched on entering, a non-HTTP error (InvalidURL, ...)
+    escaped and Lumilake skipped the whole plugin (identity and authorization)."""
+    monkeypatch.setenv("LUMILAKE_REMOTE_OPTIMIZER_URL", value)
+    with pytest.raises(SettingsError, match="LUMILAKE_REMOTE_OPTIMIZER_URL") as err:
+        async with AsyncExitStack() as stack:
+            await load(stack)
+    assert reason in str(err.value)
+
+
+@pytest.mark.parametrize(
     "value", ["https://optimizer.example.com/", "http://127.0.0.1:9", "http://localhost:1/x"]
 )
 def test_good_remote_urls_are_accepted(

@@ -28,6 +28,18 @@ def _remote_url(value: str) -> str:
         raise ValueError("must not carry credentials; the service token is LUMILAKE_RUNTIME_TOKEN")
     if parsed.query or parsed.fragment:
         raise ValueError("must be a base URL without a query or fragment")
+    # What httpx would only refuse when the catalog is fetched (with an error that is
+    # not an HTTP error, so Lumilake would skip the whole plugin): refuse it here.
+    if any(c.isspace() for c in value.strip()):
+        raise ValueError("must not contain whitespace")
+    if not parsed.hostname:
+        raise ValueError("has no host")
+    try:
+        port = parsed.port
+    except ValueError:
+        port = 0
+    if port == 0:
+        raise ValueError("has an invalid port (1-65535)")
     return validate_remote_url(value)
 
 
