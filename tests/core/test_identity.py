@@ -211,6 +211,17 @@ async def test_cache_never_outlives_token_exp(
     assert provider.cache_size == 0
 
 
+async def test_an_out_of_range_exp_is_no_500(
+    make_provider: Factory, fake_lumid: FakeLumId, logger: logging.Logger
+) -> None:
+    # float(10**400) raises OverflowError: that must not escape as a 500.
+    token = fake_lumid.add_token("u-10b", scopes=["a"])
+    fake_lumid.tokens[token]["exp"] = 10**400
+    principal = await make_provider().resolve(token, logger)
+    assert principal is not None
+    assert principal.principal_id == "u-10b"
+
+
 async def test_cache_is_bounded_and_evicts_oldest(
     make_provider: Factory, fake_lumid: FakeLumId, logger: logging.Logger
 ) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Callable
 from hashlib import sha256
@@ -181,11 +182,18 @@ def parse_introspection(
         principal_type=role or "user",
         scopes=scopes,
     )
-    return (
-        principal,
-        email if isinstance(email, str) and email else None,
-        float(exp) if isinstance(exp, int | float) and not isinstance(exp, bool) else None,
-    )
+    return (principal, email if isinstance(email, str) and email else None, _exp(exp))
+
+
+def _exp(value: object) -> float | None:
+    """`exp` as a finite float, or None (absent, not a number, or out of range)."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    try:
+        exp = float(value)
+    except OverflowError:  # an int beyond float range
+        return None
+    return exp if math.isfinite(exp) else None
 
 
 class LumIdIdentityProvider:
