@@ -17,6 +17,7 @@ from lumilake_hook import OptimizerProvider, RemoteOptimizer, Schedule, runtime_
 import lumid_lumilake_plugin
 from lumid_core import load_settings
 from lumid_fakes import FakeLumId, FakeOptimizer
+from lumid_fakes.server import Recorded, Reply
 from lumid_lumilake_plugin import (
     CatalogError,
     LumilakeSettings,
@@ -299,3 +300,33 @@ def test_schedule_ignores_proxy_variables(
         assert proxy.calls() == []
     (call,) = fake_optimizer.schedule_calls()
     assert call.headers["authorization"] == f"Bearer {user_token}"
+
+
+class _DeepCatalog(FakeOptimizer):
+    """A remote whose catalog is JSON nested too deeply for Python's parser."""
+
+    def handle(self, request: Recorded) -> Reply | None:
+        if request.path == "/api/v1/optimizer":
+            return Reply(200, raw=b"[" * 100_000 + b"]" * 100_000)
+        return super().handle(request)
+
+
+async def test_a_too_deeply_nested_catalog_loads_without_the_optimizer(
+    optimizer_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    load: Loader,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """RecursionError is not a ValueError: it escaped install() and Lumilake then
+    skipped the whole plugin (identity and authorization with it)."""
+    with _DeepCatalog(tokens={"x"}) as deep:
+        monkeypatch.setenv("LUMILAKE_REMOTE_OPTIMIZER_URL", deep.url)
+        with caplog.at_level(logging.ERROR, logger=PLUGIN):
+            async with AsyncExitStack() as stack:
+                bindings = await load(stack)
+                assert isinstance(bindings, lumilake_hook.HookBindings)
+                assert bindings.optimizer_providers == ()
+                assert len(bindings.permission_checkers) == 1
+        (error,) = caplog.records
+        assert "NOT loaded" in error.getMessage()
+        assert "not JSON" in error.getMessage()

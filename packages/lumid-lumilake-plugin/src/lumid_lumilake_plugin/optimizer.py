@@ -80,7 +80,7 @@ def _reply(response: httpx.Response) -> list[str]:
         raise CatalogError(f"HTTP {response.status_code}{hint}")
     try:
         body = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deeply
         raise CatalogError("reply is not JSON") from None
     return parse_catalog(body)
 
