@@ -255,3 +255,31 @@ def test_newer_schema_is_refused(db_path: Path) -> None:
     conn.close()
     with pytest.raises(DatabaseError, match="newer than this lumid-core"):
         asyncio.run(Database.open(db_path))
+
+
+async def test_a_locked_database_fails_a_batch_once_not_once_per_write(
+    db_path: Path, db: Database, store: SqliteGrantStore
+) -> None:
+    # When another process holds the write lock past the busy timeout, the batch's
+    # BEGIN fails. Retrying each write on its own would wait the busy timeout once
+    # per queued write (5 s x N): requests and shutdown would hang behind it.
+    begins: list[str] = []
+    await db._writer.execute("PRAGMA busy_timeout = 20")  # short: keep the test quick
+    await db._writer.set_trace_callback(
+        lambda sql: begins.append(sql) if sql.startswith("BEGIN") else None
+    )
+    other = sqlite3.connect(db_path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        results = await asyncio.gather(
+            *(store.grant("job", f"l{i}", "alice", Level.WRITE) for i in range(20)),
+            return_exceptions=True,
+        )
+        other.execute("ROLLBACK")
+    finally:
+        other.close()
+    assert all(isinstance(r, DatabaseError) for r in results), results
+    assert "locked" in str(results[0])
+    assert len(begins) == 1
+    await store.grant("job", "after", "alice", Level.WRITE)  # the writer still works
+    assert await store.level("job", "after", "alice") == Level.WRITE

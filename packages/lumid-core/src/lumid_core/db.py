@@ -265,7 +265,14 @@ class Database:
 
     async def _apply(self, batch: list[_Write]) -> None:
         try:
-            await self._writer.execute("BEGIN IMMEDIATE")
+            try:
+                await self._writer.execute("BEGIN IMMEDIATE")
+            except Exception as exc:
+                # No statement is at fault (e.g. locked past the busy timeout): fail the
+                # batch once; one by one it would wait the busy timeout once per write.
+                for item in batch:
+                    _fail(item.future, exc)
+                return
             try:
                 start = 0
                 while start < len(batch):
