@@ -79,6 +79,8 @@ MATRIX: list[tuple[str, str, str | None, str, bool]] = [
     ("owner", "artifact", "job-2/out.parquet", "read", DENY),
     ("owner", "artifact", "job-1/a/b.csv", "read", DENY),  # not a route-shaped id
     ("owner", "artifact", "job-1/", "read", DENY),
+    ("owner", "artifact", "job-1/..", "read", DENY),  # the job's folder's parent
+    ("owner", "artifact", "job-1/.", "read", DENY),
     ("no-scopes", "artifact", "job-1/out.parquet", "read", DENY),
     ("owner", "artifact", "job-1/out.parquet", "write", DENY),
     # traces
@@ -109,6 +111,8 @@ MATRIX: list[tuple[str, str, str | None, str, bool]] = [
     ("owner", "object-prefix", "s3://lake/alice-evil/", "read", DENY),
     ("owner", "object-prefix", "s3://lake/alice/../bob/", "read", DENY),
     ("owner", "object-prefix", "s3://lake/alice//x/", "read", DENY),
+    ("owner", "object-prefix", "s3://lake/alice/%2e%2e/bob/", "read", DENY),
+    ("owner", "object-prefix", "s3://lake/alice/%2E/x/", "read", DENY),
     ("owner", "object-prefix", "s3://lake/", "read", DENY),
     ("other", "object-prefix", "s3://lake/alice/job-7/", "read", DENY),
     ("no-scopes", "object-prefix", "s3://lake/alice/job-7/", "read", DENY),
@@ -221,6 +225,12 @@ def test_scope_table_never_names_another_service() -> None:
         ("/out.csv", None),
         ("job-1", None),
         ("job-1/a/b", None),
+        ("job-1/..", None),
+        ("job-1/.", None),
+        ("job-1/%2e%2e", None),
+        ("job-1/..%2Fjob-2%2Fout.csv", None),
+        ("job-1/..%5Cjob-2%5Cout.csv", None),
+        ("job-1/..\\job-2\\out.csv", None),
     ],
 )
 def test_artifact_job_id(artifact: str, job: str | None) -> None:

@@ -6,17 +6,19 @@ scope), two more grants may still allow it:
 - an artifact `"{job_id}/{filename}"` may be read by whoever may read its job, so
   a job's outputs stay readable when their own registration is missing. Only ids
   with exactly one `/` qualify (Lumilake's route parameters cannot hold a `/`), so
-  one job's grant can never reach another job's artifacts;
+  one job's grant can never reach another job's artifacts; a filename `.` or `..`,
+  or holding a `\\` (also percent-encoded, like `/`), never qualifies;
 - an object prefix is covered by a grant on any ancestor at a `/` boundary
   (`s3://bucket/team/` covers `s3://bucket/team/job-7/`, never
-  `s3://bucket/team-b/`); prefixes with `.`, `..` or empty segments get exact
-  matches only.
+  `s3://bucket/team-b/`); prefixes with `.`, `..` (also percent-encoded) or empty
+  segments get exact matches only.
 """
 
 from __future__ import annotations
 
 import logging
 from typing import Final
+from urllib.parse import unquote
 
 from fastapi import HTTPException
 from lumid_hooks import PrincipalContext, ResourceRef
@@ -33,9 +35,17 @@ _MAX_DEPTH: Final = 32
 def artifact_job_id(artifact_id: str) -> str | None:
     """The job of an artifact id `"{job_id}/{filename}"`, or None if not of that shape."""
     job_id, sep, filename = artifact_id.partition("/")
-    if not sep or not job_id or not filename or "/" in filename:
+    if not sep or not job_id or not filename or _dot_segment(filename):
+        return None
+    decoded = unquote(filename)
+    if "/" in decoded or "\\" in decoded:  # a `/` or `\`, also percent-encoded
         return None
     return job_id
+
+
+def _dot_segment(part: str) -> bool:
+    """`.` or `..`, also percent-encoded (a layer below may decode it)."""
+    return unquote(part) in (".", "..")
 
 
 def prefix_ancestors(prefix: str) -> list[str]:
@@ -45,7 +55,7 @@ def prefix_ancestors(prefix: str) -> list[str]:
         scheme, rest = "", prefix
     head = scheme + sep
     parts = rest.split("/")
-    if len(parts) > _MAX_DEPTH or any(p in (".", "..") for p in parts):
+    if len(parts) > _MAX_DEPTH or any(_dot_segment(p) for p in parts):
         return []
     if any(p == "" for p in parts[1:-1]) or (sep and not parts[0]):
         return []
