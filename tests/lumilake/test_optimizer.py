@@ -15,7 +15,7 @@ import pytest
 from lumilake_hook import OptimizerProvider, RemoteOptimizer, Schedule, runtime_token_var
 
 import lumid_lumilake_plugin
-from lumid_core import load_settings
+from lumid_core import SettingsError, load_settings
 from lumid_fakes import FakeLumId, FakeOptimizer
 from lumid_fakes.server import Recorded, Reply
 from lumid_lumilake_plugin import (
@@ -330,3 +330,35 @@ async def test_a_too_deeply_nested_catalog_loads_without_the_optimizer(
         (error,) = caplog.records
         assert "NOT loaded" in error.getMessage()
         assert "not JSON" in error.getMessage()
+
+
+async def test_service_token_with_a_trailing_newline_is_used_stripped(
+    optimizer_env: dict[str, str],
+    fake_optimizer: FakeOptimizer,
+    monkeypatch: pytest.MonkeyPatch,
+    load: Loader,
+    service_token: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A secret mounted from a file often ends in a newline: h11 refused the header and
+    echoed it (the service token) in the error that install() logs."""
+    monkeypatch.setenv("LUMILAKE_RUNTIME_TOKEN", f" {service_token}\n")
+    with caplog.at_level(logging.INFO, logger=PLUGIN):
+        async with AsyncExitStack() as stack:
+            provider = _provider(await load(stack))
+            assert provider.list_optimizers() == ["Remote-Greedy", "remote-ilp"]
+    (call,) = fake_optimizer.catalog_calls()
+    assert call.headers["authorization"] == f"Bearer {service_token}"
+    assert all(service_token not in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("bad", ["svc-\u20ac-token", "svc-a\x01b", "svc-a b", "svc-a\r\nX-Evil: 1"])
+def test_service_token_that_is_not_a_header_value_fails_install(
+    optimizer_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, bad: str
+) -> None:
+    """A non-ASCII token raised UnicodeEncodeError on entering (Lumilake then skips the
+    whole plugin); control characters were echoed by h11. Refuse at install, unechoed."""
+    monkeypatch.setenv("LUMILAKE_RUNTIME_TOKEN", bad)
+    with pytest.raises(SettingsError, match="LUMILAKE_RUNTIME_TOKEN") as err:
+        lumid_lumilake_plugin.install()
+    assert "svc-" not in str(err.value)

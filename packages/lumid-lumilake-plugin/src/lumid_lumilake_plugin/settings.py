@@ -43,13 +43,25 @@ def _remote_url(value: str) -> str:
     return validate_remote_url(value)
 
 
+def _bearer_safe(value: SecretStr | None) -> SecretStr | None:
+    # Surrounding whitespace (a secret file's newline) is dropped. Anything else that
+    # is not visible ASCII cannot be a bearer: h11 would echo it in an error message
+    # (logged) and a non-ASCII one would raise outside httpx's errors on entering.
+    if value is None:
+        return None
+    token = value.get_secret_value().strip()
+    if not all("!" <= c <= "~" for c in token):
+        raise ValueError("must be visible ASCII without spaces (it is sent as a bearer)")
+    return SecretStr(token)
+
+
 class LumilakeSettings(LumidSettings):
     """Environment of the Lumilake plugin (docs/lumilake.md lists every variable)."""
 
     lumilake_remote_optimizer_url: Annotated[str, AfterValidator(_remote_url)] | None = None
     """Base URL of a remote Lumilake whose optimizers this server offers; unset = off."""
 
-    lumilake_runtime_token: SecretStr | None = None
+    lumilake_runtime_token: Annotated[SecretStr | None, AfterValidator(_bearer_safe)] = None
     """Lumilake's service credential: sent only with the install-time catalog request."""
 
     lumilake_remote_optimizer_timeout_seconds: Annotated[float, Field(gt=0, le=3600)] = 300.0
