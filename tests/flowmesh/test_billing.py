@@ -337,6 +337,27 @@ async def test_invalid_rows_are_kept_as_dead_letters(
     assert dead.reason == "usage row has no task_id"
 
 
+@pytest.mark.parametrize("cost", [Decimal("NaN"), Decimal("Infinity"), float("inf")])
+async def test_non_finite_costs_are_dead_letters_never_sent(
+    plugin: FlowMeshBindings,
+    fake_lumid: FakeLumId,
+    fake_runmesh: FakeRunmesh,
+    usage_row: RowFactory,
+    logger: logging.Logger,
+    cost: Decimal | float,
+) -> None:
+    # "NaN" would reach Runmesh as a cost string and poison the user's balance.
+    fake_runmesh.add_user("alice@example.com", "10")
+    await known(plugin, fake_lumid, "alice", "alice@example.com")
+    await plugin.usage_sinks[0].emit([usage_row("t-nan", cost=cost)], logger)
+    (dead,) = await billing_of(plugin).outbox.entries(state="dead")
+    assert dead.key == "t-nan"
+    assert dead.reason is not None
+    assert "invalid cost" in dead.reason
+    assert await billing_of(plugin).drain(10)
+    assert fake_runmesh.entry_calls() == []
+
+
 async def test_object_shaped_rows_are_billed_too(
     plugin: FlowMeshBindings,
     fake_lumid: FakeLumId,

@@ -89,12 +89,16 @@ def _number(value: object) -> float:
 
 def _cost(value: object) -> str:
     if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, int | str) and not isinstance(value, bool):
-        return str(Decimal(str(value)))
-    if isinstance(value, float):
-        return str(Decimal(repr(value)))
-    raise TypeError(f"cost is a {type(value).__name__}, not a Decimal")
+        cost = value
+    elif isinstance(value, int | str) and not isinstance(value, bool):
+        cost = Decimal(str(value))
+    elif isinstance(value, float):
+        cost = Decimal(repr(value))
+    else:
+        raise TypeError(f"cost is a {type(value).__name__}, not a Decimal")
+    if not cost.is_finite():  # NaN or Infinity: no amount anyone can be charged
+        raise ValueError(f"cost {cost} is not a finite amount")
+    return str(cost)
 
 
 class _Fields:
