@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 
 import pytest
 from fastapi import HTTPException
@@ -121,3 +122,26 @@ async def test_guard_off(flowmesh_env: dict[str, str], monkeypatch: pytest.Monke
     async with install() as plugin:
         assert plugin.submission_guards == ()
         assert len(plugin.usage_sinks) == 1
+
+
+async def test_fails_open_when_the_email_cannot_be_read(
+    plugin: FlowMeshBindings,
+    fake_lumid: FakeLumId,
+    fake_runmesh: FakeRunmesh,
+    flowmesh_env: dict[str, str],
+    logger: logging.Logger,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A local database fault must not turn POST /workflows into a 500.
+    fake_runmesh.add_user("poor@example.com", "0")
+    principal = await resolve(plugin, fake_lumid, "poor", "poor@example.com")
+    other = sqlite3.connect(flowmesh_env["LUMID_ACL_DB_PATH"], isolation_level=None)
+    try:
+        other.execute("ALTER TABLE principals RENAME TO principals_away")
+        with caplog.at_level(logging.WARNING):
+            await guard_of(plugin).check(principal, logger)  # allowed despite balance 0
+        other.execute("ALTER TABLE principals_away RENAME TO principals")
+    finally:
+        other.close()
+    assert "allowing the submission" in caplog.text
+    assert fake_runmesh.balance_calls() == []

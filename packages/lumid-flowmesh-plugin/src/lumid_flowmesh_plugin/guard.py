@@ -1,8 +1,9 @@
 """The balance guard: refuse a submission (402) when Runmesh says the balance is short.
 
-It fails open: any Runmesh failure (down, slow, wrong secret, odd reply) allows the
-submission with a rate-limited warning. Its requests use their own connection pool
-and a hard deadline, so they never wait behind billing deliveries.
+It fails open: any Runmesh failure (down, slow, wrong secret, odd reply), or a failed
+read of the principal's email, allows the submission with a rate-limited warning. Its
+requests use their own connection pool and a hard deadline, so they never wait behind
+billing deliveries.
 """
 
 from __future__ import annotations
@@ -50,13 +51,13 @@ class BalanceGuard:
     async def check(self, principal: PrincipalContext, logger: logging.Logger) -> None:
         if principal.org_id != self._org_id:
             return
-        email = await self._directory.email_for(principal.principal_id)
-        if email is None:
-            return
         try:
+            email = await self._directory.email_for(principal.principal_id)
+            if email is None:
+                return
             async with asyncio.timeout(self._deadline):
                 verdict = await self._client.check_balance(email, self._required)
-        except Exception as exc:  # RunmeshUnavailable, TimeoutError, anything: fail open
+        except Exception as exc:  # RunmeshUnavailable, TimeoutError, a db fault: fail open
             reason = str(exc) or type(exc).__name__
             self._warn.warning(
                 "fail-open",
