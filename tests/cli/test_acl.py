@@ -278,6 +278,19 @@ def test_import_refuses_impossible_times(cli: Cli, db_path: Path, times: str) ->
     assert not db_path.exists()
 
 
+def test_import_of_a_file_that_is_not_utf8_is_a_clean_error(
+    cli: Cli, tmp_path: Path, db_path: Path
+) -> None:
+    dump = tmp_path / "latin1.jsonl"
+    dump.write_bytes(b'{"kind":"job","id":"caf\xe9","principal_id":"p","level":"read"}\n')
+    r = cli("acl", "import", str(dump))
+    assert r.returncode == 1
+    assert r.stderr.startswith(f"lumid: error: {dump}: ")
+    assert "UTF-8" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert not db_path.exists()
+
+
 def test_import_of_a_missing_file(cli: Cli, tmp_path: Path) -> None:
     r = cli("acl", "import", str(tmp_path / "absent.jsonl"))
     assert r.returncode == 1

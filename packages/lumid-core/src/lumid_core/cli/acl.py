@@ -342,15 +342,19 @@ def parse_grants(lines: Iterator[str], source: str, now: float) -> list[Grant]:
 
 def _read_lines(name: str) -> tuple[list[Grant], str]:
     now = time.time()
-    if name == "-":
-        return parse_grants(iter(sys.stdin), "<stdin>", now), "<stdin>"
-    path = Path(name)
     try:
-        stream: TextIO = path.open(encoding="utf-8")
-    except OSError as exc:
-        raise CliError(f"{name}: cannot read ({exc.strerror or exc})") from None
-    with stream:
-        return parse_grants(iter(stream), name, now), name
+        if name == "-":
+            return parse_grants(iter(sys.stdin), "<stdin>", now), "<stdin>"
+        path = Path(name)
+        try:
+            stream: TextIO = path.open(encoding="utf-8")
+        except OSError as exc:
+            raise CliError(f"{name}: cannot read ({exc.strerror or exc})") from None
+        with stream:
+            return parse_grants(iter(stream), name, now), name
+    except UnicodeDecodeError as exc:
+        source = "<stdin>" if name == "-" else name
+        raise CliError(f"{source}: not UTF-8 text ({exc.reason})") from None
 
 
 async def _import(args: argparse.Namespace) -> int:
