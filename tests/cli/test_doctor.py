@@ -320,6 +320,18 @@ def test_api_key_longer_than_the_plugin_accepts(cli: Cli, flowmesh_env: dict[str
     _no_secret(r, key)
 
 
+def test_api_key_with_surrounding_whitespace_is_not_ok(
+    cli: Cli, flowmesh_env: dict[str, str], fleet_key: str
+) -> None:
+    """The doctor checks the stripped key; FlowMesh resolves its system principal over
+    the raw value (and workers send it as a header), so it is not simply OK."""
+    r = cli("doctor", "--host", "flowmesh", env={"FLOWMESH_API_KEY": fleet_key + "\n"})
+    line = _line(r, "api key")
+    assert line.startswith("WARN"), r.stdout
+    assert "FLOWMESH_API_KEY has leading or trailing whitespace" in line
+    _no_secret(r, fleet_key)
+
+
 def test_api_key_unset_warns(cli: Cli, flowmesh_env: dict[str, str]) -> None:
     r = cli("doctor", "--host", "flowmesh", env={"FLOWMESH_API_KEY": ""})
     assert r.returncode == 0

@@ -182,6 +182,15 @@ async def _api_key(ctx: DoctorContext) -> Check:
             f"{who} but its scopes fail what workers need ({needs}, or an admin scope)",
             API_KEY_VAR,
         )
+    if token != ctx.environ.get(API_KEY_VAR, ""):
+        return Check(
+            "api key",
+            Status.WARN,
+            f"{who} once stripped, but {API_KEY_VAR} has leading or trailing whitespace: "
+            "FlowMesh resolves its system principal over the raw value and workers send "
+            "it as a header; remove the whitespace",
+            API_KEY_VAR,
+        )
     return Check(
         "api key",
         Status.OK,
