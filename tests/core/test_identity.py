@@ -182,6 +182,25 @@ async def test_unreachable_and_timeout_are_503(
     assert "ConnectError" in str(caught.value.detail)
 
 
+async def test_callers_queued_behind_a_hung_lumid_get_their_503_in_time(
+    make_provider: Factory, fake_lumid: FakeLumId, logger: logging.Logger
+) -> None:
+    # One slot, lum.id hung: each caller must get its 503 within the timeout, not
+    # after every caller queued ahead of it has timed out in turn (N x timeout).
+    provider = make_provider(lumid_introspect_concurrency=1, lumid_introspect_timeout_seconds=0.3)
+    tokens = [fake_lumid.add_token(f"u-q{i}") for i in range(4)]
+    fake_lumid.mode = "hang"
+    try:
+        results = await asyncio.gather(
+            *(provider.resolve(t, logger) for t in tokens), return_exceptions=True
+        )
+    finally:
+        fake_lumid.released.set()
+    assert all(isinstance(r, HTTPException) and r.status_code == 503 for r in results), results
+    assert fake_lumid.introspections() <= 2  # the others never waited their turn
+    assert any("no introspection slot" in str(r) for r in results)
+
+
 async def test_active_verdicts_are_cached_until_ttl(
     make_provider: Factory, fake_lumid: FakeLumId, logger: logging.Logger
 ) -> None:

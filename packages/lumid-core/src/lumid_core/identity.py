@@ -283,7 +283,16 @@ class LumIdIdentityProvider:
     async def _introspect(
         self, key: bytes, raw_token: str, logger: logging.Logger
     ) -> PrincipalContext | None:
-        async with self._slots:
+        # A slot is waited for no longer than a reply: behind a hung lum.id, queued
+        # callers would otherwise get their 503 only after everyone ahead timed out.
+        try:
+            async with asyncio.timeout(self._timeout):
+                await self._slots.acquire()
+        except TimeoutError:
+            raise self._unavailable(
+                logger, f"no introspection slot free within {self._timeout:g}s"
+            ) from None
+        try:
             self.introspections += 1
             try:
                 response = await self._client.post(self._url, data={"token": raw_token})
@@ -291,6 +300,8 @@ class LumIdIdentityProvider:
                 raise self._unavailable(logger, f"no reply within {self._timeout:g}s") from None
             except httpx.HTTPError as exc:
                 raise self._unavailable(logger, f"{type(exc).__name__}: {exc}") from None
+        finally:
+            self._slots.release()
         if response.status_code != 200:
             raise self._unavailable(logger, f"HTTP {response.status_code}")
         try:
