@@ -506,3 +506,22 @@ async def test_principals_by_email(cli: Cli, db_path: Path) -> None:
     both = cli("acl", "ls", "--email", "bob@example.com", "--principal", "u-bob")
     assert both.returncode == 2
     assert "not allowed with argument" in both.stderr
+
+
+async def test_ls_never_writes_control_characters_to_the_terminal(cli: Cli, db_path: Path) -> None:
+    """Artifact ids carry user-chosen file names: an escape sequence in one must not
+    reach the operator's terminal through `acl ls` (export, JSON, escapes it already)."""
+    db = await Database.open(db_path)
+    try:
+        await SqliteGrantStore(db).grant(
+            "artifact", "job-1/\x1b]0;owned\x07x\r\nfake.csv", "alice", Level.WRITE
+        )
+    finally:
+        await db.close()
+    r = cli("acl", "ls")
+    assert r.returncode == 0, r.stderr
+    for control in ("\x1b", "\x07", "\r"):
+        assert control not in r.stdout
+    rows = _lines(r.stdout)
+    assert len(rows) == 2
+    assert "job-1/\\x1b]0;owned\\x07x\\r\\nfake.csv" in rows[1]

@@ -143,6 +143,13 @@ async def _filters(db: Database, args: argparse.Namespace) -> dict[str, str | No
     return {"kind": args.kind, "id": args.id, "principal_id": await _principal(db, args)}
 
 
+def _printable(text: str) -> str:
+    """`text` with control characters escaped (ids may carry user-chosen file names)."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+
+
 _LS_HEADER: Final = ("KIND", "ID", "PRINCIPAL", "LEVEL", "GRANTED")
 _LS_SIZING_ROWS: Final = 1000
 """Column widths come from the first rows; the rest stream out (a store may be huge)."""
@@ -167,7 +174,13 @@ async def _ls(args: argparse.Namespace) -> int:
 
     try:
         async for g in SqliteGrantStore(db).iter_grants(**await _filters(db, args)):
-            row = (g.kind, g.id, g.principal_id, g.level.name.lower(), _iso(g.granted_at))
+            row = (
+                _printable(g.kind),
+                _printable(g.id),
+                _printable(g.principal_id),
+                g.level.name.lower(),
+                _iso(g.granted_at),
+            )
             shown += 1
             if widths is not None:
                 emit(row)
