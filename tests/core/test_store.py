@@ -283,3 +283,27 @@ async def test_a_locked_database_fails_a_batch_once_not_once_per_write(
     assert len(begins) == 1
     await store.grant("job", "after", "alice", Level.WRITE)  # the writer still works
     assert await store.level("job", "after", "alice") == Level.WRITE
+
+
+async def test_cancelled_while_waiting_to_begin_leaves_no_transaction_open(
+    db_path: Path, db: Database, store: SqliteGrantStore
+) -> None:
+    # BEGIN runs on the writer's thread: cancelling the caller does not stop it, so
+    # it may begin after all. Left open, every later write would fail ("cannot start
+    # a transaction within a transaction") until a restart.
+    await store.grant("job", "keep", "alice", Level.WRITE)
+    other = sqlite3.connect(db_path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        revoking = asyncio.create_task(store.revoke("job", "keep", "alice"))
+        await asyncio.sleep(0.1)  # the writer's thread is now waiting for the lock
+        revoking.cancel()
+        await asyncio.sleep(0)
+        other.execute("ROLLBACK")  # the lock frees up: the writer's BEGIN goes through
+    finally:
+        other.close()
+    with pytest.raises(asyncio.CancelledError):
+        await revoking
+    await store.grant("job", "after", "alice", Level.WRITE)
+    assert await store.level("job", "after", "alice") == Level.WRITE
+    assert await store.revoke("job", "keep", "alice")

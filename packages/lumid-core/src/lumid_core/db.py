@@ -18,6 +18,7 @@ same file while a server runs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 import time
@@ -266,7 +267,7 @@ class Database:
     async def _apply(self, batch: list[_Write]) -> None:
         try:
             try:
-                await self._writer.execute("BEGIN IMMEDIATE")
+                await self._begin()
             except Exception as exc:
                 # No statement is at fault (e.g. locked past the busy timeout): fail the
                 # batch once; one by one it would wait the busy timeout once per write.
@@ -306,10 +307,24 @@ class Database:
             if not item.future.done():
                 item.future.set_result(None)
 
+    async def _begin(self) -> None:
+        """BEGIN IMMEDIATE on the writer; never leaves a transaction open when it raises.
+
+        BEGIN runs on the writer's thread, so a caller cancelled while it waits for the
+        lock does not stop it: it may begin after all. The ROLLBACK queued behind it
+        closes that transaction (and fails harmlessly when nothing began).
+        """
+        try:
+            await self._writer.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await self._writer.execute("ROLLBACK")
+            raise
+
     async def transaction[T](self, work: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
         """Run `work` in one IMMEDIATE transaction on the writer: all or nothing."""
         async with self._write_lock:
-            await self._writer.execute("BEGIN IMMEDIATE")
+            await self._begin()
             try:
                 result = await work(self._writer)
             except BaseException:
