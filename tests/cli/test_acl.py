@@ -525,3 +525,20 @@ async def test_ls_never_writes_control_characters_to_the_terminal(cli: Cli, db_p
     rows = _lines(r.stdout)
     assert len(rows) == 2
     assert "job-1/\\x1b]0;owned\\x07x\\r\\nfake.csv" in rows[1]
+
+
+async def test_export_import_keeps_ids_exactly(cli: Cli, db_path: Path, tmp_path: Path) -> None:
+    """Moving a database must not rename resources: an artifact named "out.csv " (a
+    user-chosen file name) must not become "out.csv", which may be someone else's."""
+    db = await Database.open(db_path)
+    try:
+        await SqliteGrantStore(db).grant("artifact", "job-1/out.csv ", "bob", Level.READ)
+    finally:
+        await db.close()
+    exported = cli("acl", "export")
+    assert exported.returncode == 0, exported.stderr
+    moved = tmp_path / "moved.sqlite"
+    r = cli("acl", "import", "--db", str(moved), stdin=exported.stdout)
+    assert r.returncode == 0, r.stderr
+    again = cli("acl", "export", "--db", str(moved))
+    assert [json.loads(line)["id"] for line in _lines(again.stdout)] == ["job-1/out.csv "]

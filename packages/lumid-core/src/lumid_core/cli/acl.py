@@ -296,11 +296,12 @@ async def _export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _field(obj: dict[str, Any], key: str, where: str) -> str:
+def _field(obj: dict[str, Any], key: str, where: str, *, exact: bool = False) -> str:
     value = obj.get(key)
     if not isinstance(value, str) or not value.strip():
         raise CliError(f"{where}: {key!r} must be a non-empty string")
-    return value.strip()
+    # Ids are kept as exported: stripping one could rename it to another resource.
+    return value if exact else value.strip()
 
 
 _CLOCK_SKEW_SECONDS: Final = 86_400.0
@@ -343,7 +344,7 @@ def parse_grants(lines: Iterator[str], source: str, now: float) -> list[Grant]:
         grants.append(
             Grant(
                 kind=_field(obj, "kind", where),
-                id=_field(obj, "id", where),
+                id=_field(obj, "id", where, exact=True),
                 principal_id=_field(obj, "principal_id", where),
                 level=Level.parse(str(raw_level)),
                 granted_at=granted_at,
