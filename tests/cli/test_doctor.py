@@ -461,3 +461,14 @@ def test_an_entry_point_that_is_no_doctor_fails(
     doc = json.loads(capsys.readouterr().out)
     assert doc["checks"][0]["status"] == "FAIL"
     assert "'json:dumps' in group 'lumid.doctor' is not a HostDoctor" in doc["checks"][0]["detail"]
+
+
+def test_lumid_url_query_is_never_printed(
+    cli: Cli, cli_env: dict[str, str], fake_lumid: FakeLumId
+) -> None:
+    """A key someone put in LUM_ID_BASE_URL's query string is not echoed (only
+    credentials in the user:password part were hidden)."""
+    env = {"LUM_ID_BASE_URL": fake_lumid.url + "/?key=query-SECRET-5e1f#frag-SECRET-9a"}
+    for extra in ([], ["--json"]):
+        r = cli("doctor", "--host", "lumilake", *extra, env=env)
+        _no_secret(r, "query-SECRET-5e1f", "frag-SECRET-9a")

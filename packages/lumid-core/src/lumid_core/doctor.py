@@ -95,15 +95,19 @@ class Introspection:
 
 
 def redact_url(url: str) -> str:
-    """`url` without any user:password part (URLs are printed; credentials never)."""
+    """`url` without any user:password part, query or fragment (URLs are printed;
+    credentials never, and a query or fragment may hold a key)."""
     try:
         parts = urlsplit(url)
     except ValueError:
         return "<unparsable URL>"
-    if "@" not in parts.netloc:
+    if "@" not in parts.netloc and not parts.query and not parts.fragment:
         return url
-    host = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit((parts.scheme, "***@" + host, parts.path, parts.query, parts.fragment))
+    host = parts.netloc.rsplit("@", 1)[1] if "@" in parts.netloc else parts.netloc
+    netloc = "***@" + host if "@" in parts.netloc else host
+    query = "***" if parts.query else ""
+    fragment = "***" if parts.fragment else ""
+    return urlunsplit((parts.scheme, netloc, parts.path, query, fragment))
 
 
 @dataclass
