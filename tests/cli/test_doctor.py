@@ -472,3 +472,28 @@ def test_lumid_url_query_is_never_printed(
     for extra in ([], ["--json"]):
         r = cli("doctor", "--host", "lumilake", *extra, env=env)
         _no_secret(r, "query-SECRET-5e1f", "frag-SECRET-9a")
+
+
+@pytest.mark.parametrize(
+    ("plugins", "status"),
+    [
+        ("lumid-lumilake-plugin", "FAIL"),  # the wheel's name, not the module's
+        ("other_plugin", "FAIL"),
+        (" other_plugin , lumid_lumilake_plugin ", "OK"),
+    ],
+)
+def test_lumilake_plugins_must_list_the_module(
+    cli: Cli, cli_env: dict[str, str], fake_lumid: FakeLumId, plugins: str, status: str
+) -> None:
+    """Every other check passing while LUMILAKE_PLUGINS never loads this plugin would
+    be an all-OK report for a server without authorization."""
+    env = {
+        "LUM_ID_BASE_URL": fake_lumid.url,
+        "LUMILAKE_PLUGINS": plugins,
+        "LUMILAKE_REQUIRE_IDENTITY_PROVIDER": "1",
+    }
+    r = cli("doctor", "--host", "lumilake", env=env)
+    line = _line(r, "plugins")
+    assert line.startswith(status), r.stdout
+    assert "LUMILAKE_PLUGINS" in line
+    assert r.returncode == (0 if status == "OK" else 1)

@@ -1,7 +1,8 @@
 """Lumilake's checks for `lumid doctor --host lumilake` (entry point `lumid.doctor`).
 
-On top of the core's (settings, database, lum.id): the remote optimizer's catalog
-when one is configured, and whether a failed plugin would open the API to everyone.
+On top of the core's (settings, database, lum.id): `LUMILAKE_PLUGINS` (when set)
+loads this plugin, the remote optimizer's catalog when one is configured, and
+whether a failed plugin would open the API to everyone.
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ from typing import Final
 from lumid_core.doctor import Check, DoctorContext, Status, redact_url
 
 from .optimizer import CatalogError, fetch_optimizer_catalog
+from .plugin import PLUGIN
 from .policy import LUMILAKE_POLICY
 from .settings import LumilakeSettings
 
 __all__ = ["DOCTOR", "LumilakeDoctor"]
 
 REQUIRE_VAR: Final = "LUMILAKE_REQUIRE_IDENTITY_PROVIDER"
+PLUGINS_VAR: Final = "LUMILAKE_PLUGINS"
 
 
 class LumilakeDoctor:
@@ -29,7 +32,9 @@ class LumilakeDoctor:
         settings = ctx.settings
         if not isinstance(settings, LumilakeSettings):  # pragma: no cover - core's contract
             raise TypeError("lumid doctor passed settings of the wrong class")
-        return [await _optimizer(ctx, settings), _require_identity(ctx)]
+        out = [await _optimizer(ctx, settings), _require_identity(ctx)]
+        listed = _plugins_listed(ctx)
+        return out if listed is None else [listed, *out]
 
 
 async def _optimizer(ctx: DoctorContext, settings: LumilakeSettings) -> Check:
@@ -65,6 +70,24 @@ async def _optimizer(ctx: DoctorContext, settings: LumilakeSettings) -> Check:
         Status.OK,
         f"{redact_url(url)} offers {len(names)} types: {', '.join(names[:20])}",
         "LUMILAKE_REMOTE_OPTIMIZER_URL",
+    )
+
+
+def _plugins_listed(ctx: DoctorContext) -> Check | None:
+    """Whether `LUMILAKE_PLUGINS` loads this plugin (nothing to say when it is unset:
+    the doctor may run outside the server's environment)."""
+    raw = ctx.environ.get(PLUGINS_VAR)
+    if raw is None:
+        return None
+    names = [n.strip() for n in raw.split(",") if n.strip()]
+    if PLUGIN in names:
+        return Check("plugins", Status.OK, f"{PLUGINS_VAR} loads {PLUGIN}", PLUGINS_VAR)
+    return Check(
+        "plugins",
+        Status.FAIL,
+        f"{PLUGINS_VAR}={raw.strip()!r} does not list {PLUGIN} (the module's name, not "
+        "the wheel's): Lumilake would run without lum.id identity and authorization",
+        PLUGINS_VAR,
     )
 
 
