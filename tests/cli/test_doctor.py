@@ -497,3 +497,17 @@ def test_lumilake_plugins_must_list_the_module(
     assert line.startswith(status), r.stdout
     assert "LUMILAKE_PLUGINS" in line
     assert r.returncode == (0 if status == "OK" else 1)
+
+
+@pytest.mark.parametrize(
+    ("plugins", "status"),
+    [("lumid-flowmesh-plugin", "FAIL"), ("lumid_flowmesh_plugin,other", "OK")],
+)
+def test_flowmesh_plugins_must_list_the_module(
+    cli: Cli, flowmesh_env: dict[str, str], plugins: str, status: str
+) -> None:
+    r = cli("doctor", "--host", "flowmesh", env={"FLOWMESH_PLUGINS": plugins})
+    line = _line(r, "plugins")
+    assert line.startswith(status), r.stdout
+    assert "FLOWMESH_PLUGINS" in line
+    assert r.returncode == (0 if status == "OK" else 1)

@@ -14,6 +14,7 @@ from lumid_core.doctor import Check, DoctorContext, Status, redact_url
 from lumid_core.outbox import Outbox
 
 from .billing import BILLING_SINK
+from .plugin import PLUGIN
 from .policy import FLOWMESH_POLICY
 from .runmesh import RunmeshClient
 from .settings import FlowMeshSettings
@@ -21,6 +22,7 @@ from .settings import FlowMeshSettings
 __all__ = ["DOCTOR", "FlowMeshDoctor"]
 
 API_KEY_VAR: Final = "FLOWMESH_API_KEY"
+PLUGINS_VAR: Final = "FLOWMESH_PLUGINS"
 WORKER_NEEDS: Final = (("result", "write"), ("node", "write"))
 """The kind-level checks FlowMesh's workers and supervisors pass with the API key."""
 STALE_PENDING_SECONDS: Final = 3600.0
@@ -49,7 +51,26 @@ class FlowMeshDoctor:
         if ctx.db is not None:
             out.append(await _outbox(ctx))
         out.append(await _api_key(ctx))
-        return out
+        listed = _plugins_listed(ctx)
+        return out if listed is None else [listed, *out]
+
+
+def _plugins_listed(ctx: DoctorContext) -> Check | None:
+    """Whether `FLOWMESH_PLUGINS` loads this plugin (nothing to say when it is unset:
+    the doctor may run outside the server's environment)."""
+    raw = ctx.environ.get(PLUGINS_VAR)
+    if raw is None:
+        return None
+    names = [n.strip() for n in raw.split(",") if n.strip()]
+    if PLUGIN in names:
+        return Check("plugins", Status.OK, f"{PLUGINS_VAR} loads {PLUGIN}", PLUGINS_VAR)
+    return Check(
+        "plugins",
+        Status.FAIL,
+        f"{PLUGINS_VAR}={raw.strip()!r} does not list {PLUGIN} (the module's name, not "
+        "the wheel's): FlowMesh would run without lum.id identity and authorization",
+        PLUGINS_VAR,
+    )
 
 
 async def _billing(settings: FlowMeshSettings) -> Check:
