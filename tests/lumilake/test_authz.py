@@ -113,6 +113,8 @@ MATRIX: list[tuple[str, str, str | None, str, bool]] = [
     ("owner", "object-prefix", "s3://lake/alice//x/", "read", DENY),
     ("owner", "object-prefix", "s3://lake/alice/%2e%2e/bob/", "read", DENY),
     ("owner", "object-prefix", "s3://lake/alice/%2E/x/", "read", DENY),
+    ("owner", "object-prefix", "s3://lake/alice/x%2F..%2F..%2Fbob/", "read", DENY),
+    ("owner", "object-prefix", "s3://lake/alice/x%5C..%5C..%5Cbob/", "read", DENY),
     ("owner", "object-prefix", "s3://lake/", "read", DENY),
     ("other", "object-prefix", "s3://lake/alice/job-7/", "read", DENY),
     ("no-scopes", "object-prefix", "s3://lake/alice/job-7/", "read", DENY),

@@ -10,8 +10,8 @@ scope), two more grants may still allow it:
   or holding a `\\` (also percent-encoded, like `/`), never qualifies;
 - an object prefix is covered by a grant on any ancestor at a `/` boundary
   (`s3://bucket/team/` covers `s3://bucket/team/job-7/`, never
-  `s3://bucket/team-b/`); prefixes with `.`, `..` (also percent-encoded) or empty
-  segments get exact matches only.
+  `s3://bucket/team-b/`); prefixes with `.`, `..`, an encoded `/`, a `\\` (also
+  percent-encoded) or empty segments get exact matches only.
 """
 
 from __future__ import annotations
@@ -44,8 +44,10 @@ def artifact_job_id(artifact_id: str) -> str | None:
 
 
 def _dot_segment(part: str) -> bool:
-    """`.` or `..`, also percent-encoded (a layer below may decode it)."""
-    return unquote(part) in (".", "..")
+    """`.` or `..`, also percent-encoded (a layer below may decode it), or a segment
+    hiding an encoded `/` or a `\\` (`x%2F..`), which may decode to one."""
+    decoded = unquote(part)
+    return decoded in (".", "..") or (decoded != part and "/" in decoded) or "\\" in decoded
 
 
 def prefix_ancestors(prefix: str) -> list[str]:
