@@ -84,3 +84,15 @@ def test_lum_id_url_with_credentials_is_refused_without_echoing_them(
     with pytest.raises(SettingsError, match="LUM_ID_BASE_URL") as err:
         load_settings(LumidSettings)
     assert "hunter2" not in str(err.value)
+
+
+@pytest.mark.parametrize("url", ["https://lum.id/?key=hunter2", "https://lum.id#hunter2"])
+def test_lum_id_url_with_a_query_is_refused_without_echoing_it(
+    monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    # "{url}/oauth/introspect" would land inside the query (a broken config that still
+    # starts), and the URL is logged at install and on every 503.
+    monkeypatch.setenv("LUM_ID_BASE_URL", url)
+    with pytest.raises(SettingsError, match="LUM_ID_BASE_URL") as err:
+        load_settings(LumidSettings)
+    assert "hunter2" not in str(err.value)

@@ -131,3 +131,14 @@ async def test_bridge_secret_unusable_in_a_header_is_refused_without_echoing_it(
         async with install():
             pass
     assert "hunter2" not in str(err.value)
+
+
+async def test_runmesh_url_with_a_query_is_refused_without_echoing_it(
+    flowmesh_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # "{base}/billing/flowmesh-entry" would land inside the query.
+    monkeypatch.setenv("RUNMESH_BILLING_BASE_URL", "https://runmesh.example/api?key=hunter2")
+    with pytest.raises(SettingsError, match="RUNMESH_BILLING_BASE_URL") as err:
+        async with install():
+            pass
+    assert "hunter2" not in str(err.value)

@@ -49,6 +49,8 @@ HttpUrlStr = Annotated[str, AfterValidator(_http_url)]
 def _no_userinfo(value: str) -> str:
     if "@" in value.split("://", 1)[-1].split("/", 1)[0]:
         raise ValueError("must not embed credentials (lum.id introspection needs none)")
+    if "?" in value or "#" in value:
+        raise ValueError("must have no query or fragment (/oauth/introspect is appended)")
     return value
 
 
@@ -88,11 +90,13 @@ def _is_secret(settings_cls: type[BaseSettings], name: str) -> bool:
 
 
 _USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/?#\s]*@")
+_QUERY = re.compile(r"(?P<mark>[?#])\S*")
 
 
 def _redact_userinfo(value: str) -> str:
-    """Hide credentials embedded in a URL (`https://user:pass@host` -> `https://***@host`)."""
-    return _USERINFO.sub(r"\g<scheme>***@", value)
+    """Hide credentials embedded in a URL (`https://user:pass@host` -> `https://***@host`)
+    and its query or fragment, where keys also travel (`?key=...` -> `?***`)."""
+    return _QUERY.sub(r"\g<mark>***", _USERINFO.sub(r"\g<scheme>***@", value))
 
 
 def load_settings[S: LumidSettings](settings_cls: type[S], **overrides: Any) -> S:

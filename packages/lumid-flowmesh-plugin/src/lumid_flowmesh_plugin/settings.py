@@ -18,6 +18,8 @@ __all__ = ["FlowMeshSettings"]
 def _no_credentials(value: str | None) -> str | None:
     if value is not None and "@" in value.split("://", 1)[-1].split("/", 1)[0]:
         raise ValueError("must not embed credentials; the secret goes in FLOWMESH_BRIDGE_SECRET")
+    if value is not None and ("?" in value or "#" in value):
+        raise ValueError("must have no query or fragment (/billing/... is appended)")
     return value
 
 
