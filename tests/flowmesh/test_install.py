@@ -67,6 +67,43 @@ async def test_log_line_billing_off(
     assert "supplier" in line
 
 
+@pytest.mark.parametrize(
+    ("unset", "expected"),
+    [
+        ("FLOWMESH_BRIDGE_SECRET", "only half configured: FLOWMESH_BRIDGE_SECRET is empty"),
+        ("RUNMESH_BILLING_BASE_URL", "only half configured: RUNMESH_BILLING_BASE_URL is empty"),
+    ],
+)
+async def test_half_configured_billing_is_a_warning(
+    flowmesh_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    unset: str,
+    expected: str,
+) -> None:
+    monkeypatch.setenv(unset, "")
+    with caplog.at_level(logging.INFO, "lumid_flowmesh_plugin"):
+        async with install():
+            pass
+    (warning,) = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert expected in warning.getMessage()
+    assert flowmesh_env["FLOWMESH_BRIDGE_SECRET"] not in caplog.text
+
+
+async def test_guard_on_without_billing_is_a_warning(
+    flowmesh_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setenv("FLOWMESH_BRIDGE_SECRET", "")
+    monkeypatch.setenv("RUNMESH_BILLING_BASE_URL", "")
+    with caplog.at_level(logging.INFO, "lumid_flowmesh_plugin"):
+        async with install():
+            pass
+    (warning,) = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert "LUMID_BALANCE_GUARD=on has no effect" in warning.getMessage()
+
+
 async def test_log_line_billing_on_has_no_secret(
     flowmesh_env: dict[str, str],
     fake_runmesh: FakeRunmesh,

@@ -73,6 +73,8 @@ async def install() -> AsyncIterator[FlowMeshBindings]:
                     ),
                 )
         logger.info("%s: %s", PLUGIN, describe(settings))
+        if (mistake := half_configured(settings)) is not None:
+            logger.warning("%s: %s", PLUGIN, mistake)
         yield FlowMeshBindings(
             identity_providers=(rt.identity,),
             permission_checkers=(engine,),
@@ -82,6 +84,21 @@ async def install() -> AsyncIterator[FlowMeshBindings]:
             supplier_resolvers=(supplier,),
             billing=billing,
         )
+
+
+def half_configured(settings: FlowMeshSettings) -> str | None:
+    """A billing set-up that is half there (likely a mistake), said plainly; else None."""
+    if settings.billing_enabled:
+        return None
+    url_set = bool(settings.runmesh_billing_base_url)
+    secret_set = bool(settings.bridge_secret)
+    if url_set != secret_set:
+        return f"billing is OFF although only half configured: {settings.billing_off_reason}"
+    if settings.lumid_balance_guard == "on":
+        return (
+            f"LUMID_BALANCE_GUARD=on has no effect: billing is off ({settings.billing_off_reason})"
+        )
+    return None
 
 
 def describe(settings: FlowMeshSettings) -> str:
