@@ -208,7 +208,16 @@ def test_parse_catalog(body: object, names: list[str]) -> None:
 
 @pytest.mark.parametrize(
     "body",
-    [[], {"types": "halo"}, {"types": [1]}, {"types": [""]}, {"types": ["x" * 201]}, None],
+    [
+        [],
+        {"types": "halo"},
+        {"types": [1]},
+        {"types": [""]},
+        {"types": ["x" * 201]},
+        None,
+        {"types": ["greedy\nERROR forged log line"]},  # logged at install, printed by doctor
+        {"types": ["greedy\x1b[2J"]},
+    ],
 )
 def test_parse_catalog_rejects(body: object) -> None:
     with pytest.raises(CatalogError):

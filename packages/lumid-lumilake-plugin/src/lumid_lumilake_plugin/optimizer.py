@@ -51,8 +51,13 @@ def parse_catalog(body: Any) -> list[str]:
     names: list[str] = []
     seen: set[str] = set()
     for item in types:
-        if not isinstance(item, str) or not item.strip() or len(item) > _MAX_NAME:
-            raise CatalogError('"types" holds something other than short non-empty names')
+        if (
+            not isinstance(item, str)
+            or not item.strip()
+            or len(item) > _MAX_NAME
+            or not item.isprintable()  # names are logged and printed by `lumid doctor`
+        ):
+            raise CatalogError('"types" holds something other than short printable names')
         name = item.strip()
         if name.lower() not in seen:
             seen.add(name.lower())
