@@ -41,6 +41,7 @@ __all__ = [
     "Status",
     "check_database",
     "check_lumid",
+    "check_plugins_listed",
     "installed_hosts",
     "load_host_doctor",
     "redact_url",
@@ -108,6 +109,30 @@ def redact_url(url: str) -> str:
     query = "***" if parts.query else ""
     fragment = "***" if parts.fragment else ""
     return urlunsplit((parts.scheme, netloc, parts.path, query, fragment))
+
+
+def check_plugins_listed(
+    environ: Mapping[str, str], variable: str, module: str, host: str
+) -> Check | None:
+    """Whether the host's plugin list `variable` (e.g. FLOWMESH_PLUGINS) loads `module`.
+
+    Nothing to say when it is unset: the doctor may run outside the server's
+    environment. A list without the module is a FAIL: the server would run without
+    lum.id identity and authorization.
+    """
+    raw = environ.get(variable)
+    if raw is None:
+        return None
+    names = [n.strip() for n in raw.split(",") if n.strip()]
+    if module in names:
+        return Check("plugins", Status.OK, f"{variable} loads {module}", variable)
+    return Check(
+        "plugins",
+        Status.FAIL,
+        f"{variable}={raw.strip()!r} does not list {module} (the module's name, not "
+        f"the wheel's): {host} would run without lum.id identity and authorization",
+        variable,
+    )
 
 
 @dataclass

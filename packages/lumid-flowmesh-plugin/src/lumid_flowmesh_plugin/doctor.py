@@ -10,7 +10,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Final
 
-from lumid_core.doctor import Check, DoctorContext, Status, redact_url
+from lumid_core.doctor import (
+    Check,
+    DoctorContext,
+    Status,
+    check_plugins_listed,
+    redact_url,
+)
 from lumid_core.outbox import Outbox
 
 from .billing import BILLING_SINK
@@ -51,26 +57,8 @@ class FlowMeshDoctor:
         if ctx.db is not None:
             out.append(await _outbox(ctx))
         out.append(await _api_key(ctx))
-        listed = _plugins_listed(ctx)
+        listed = check_plugins_listed(ctx.environ, PLUGINS_VAR, PLUGIN, "FlowMesh")
         return out if listed is None else [listed, *out]
-
-
-def _plugins_listed(ctx: DoctorContext) -> Check | None:
-    """Whether `FLOWMESH_PLUGINS` loads this plugin (nothing to say when it is unset:
-    the doctor may run outside the server's environment)."""
-    raw = ctx.environ.get(PLUGINS_VAR)
-    if raw is None:
-        return None
-    names = [n.strip() for n in raw.split(",") if n.strip()]
-    if PLUGIN in names:
-        return Check("plugins", Status.OK, f"{PLUGINS_VAR} loads {PLUGIN}", PLUGINS_VAR)
-    return Check(
-        "plugins",
-        Status.FAIL,
-        f"{PLUGINS_VAR}={raw.strip()!r} does not list {PLUGIN} (the module's name, not "
-        "the wheel's): FlowMesh would run without lum.id identity and authorization",
-        PLUGINS_VAR,
-    )
 
 
 async def _billing(settings: FlowMeshSettings) -> Check:

@@ -10,7 +10,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Final
 
-from lumid_core.doctor import Check, DoctorContext, Status, redact_url
+from lumid_core.doctor import (
+    Check,
+    DoctorContext,
+    Status,
+    check_plugins_listed,
+    redact_url,
+)
 
 from .optimizer import CatalogError, fetch_optimizer_catalog
 from .plugin import PLUGIN
@@ -33,7 +39,7 @@ class LumilakeDoctor:
         if not isinstance(settings, LumilakeSettings):  # pragma: no cover - core's contract
             raise TypeError("lumid doctor passed settings of the wrong class")
         out = [await _optimizer(ctx, settings), _require_identity(ctx)]
-        listed = _plugins_listed(ctx)
+        listed = check_plugins_listed(ctx.environ, PLUGINS_VAR, PLUGIN, "Lumilake")
         return out if listed is None else [listed, *out]
 
 
@@ -70,24 +76,6 @@ async def _optimizer(ctx: DoctorContext, settings: LumilakeSettings) -> Check:
         Status.OK,
         f"{redact_url(url)} offers {len(names)} types: {', '.join(names[:20])}",
         "LUMILAKE_REMOTE_OPTIMIZER_URL",
-    )
-
-
-def _plugins_listed(ctx: DoctorContext) -> Check | None:
-    """Whether `LUMILAKE_PLUGINS` loads this plugin (nothing to say when it is unset:
-    the doctor may run outside the server's environment)."""
-    raw = ctx.environ.get(PLUGINS_VAR)
-    if raw is None:
-        return None
-    names = [n.strip() for n in raw.split(",") if n.strip()]
-    if PLUGIN in names:
-        return Check("plugins", Status.OK, f"{PLUGINS_VAR} loads {PLUGIN}", PLUGINS_VAR)
-    return Check(
-        "plugins",
-        Status.FAIL,
-        f"{PLUGINS_VAR}={raw.strip()!r} does not list {PLUGIN} (the module's name, not "
-        "the wheel's): Lumilake would run without lum.id identity and authorization",
-        PLUGINS_VAR,
     )
 
 
