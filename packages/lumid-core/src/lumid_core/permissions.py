@@ -96,10 +96,6 @@ class Policy:
         wanted = self.kind_scopes.get((kind, action))
         return wanted is not None and any(s in wanted for s in scopes)
 
-    def grant_kind(self, kind: str) -> str:
-        """The kind whose grants decide access to `kind` (itself unless owned)."""
-        return self.owner_kinds.get(kind, kind)
-
 
 class PermissionEngine:
     """`lumid_hooks.PermissionChecker` over a `Policy` and a `GrantStore`."""
