@@ -84,10 +84,6 @@ class Policy:
             raise ValueError("fleet_kinds names unknown kinds")
         return policy
 
-    @property
-    def actions(self) -> frozenset[str]:
-        return frozenset(self.action_levels)
-
     def is_admin(self, scopes: Iterable[str]) -> bool:
         admin = self.admin_scopes
         return any(s in admin for s in scopes)
