@@ -21,6 +21,7 @@ from lumid_core.outbox import (
     Outcome,
     RateLimitedLog,
     Retry,
+    WorkerSettings,
 )
 
 
@@ -94,10 +95,11 @@ class Script:
         return queue.pop(0) if queue else self.default
 
 
-def worker(box: Outbox, deliver: Script, logger: logging.Logger, **kw: float) -> OutboxWorker:
-    kw.setdefault("base_delay", 0.01)
-    kw.setdefault("max_delay", 0.05)
-    return OutboxWorker(box, deliver, logger=logger, idle_poll=0.05, **kw)  # type: ignore[arg-type]
+def worker(
+    box: Outbox, deliver: Script, logger: logging.Logger, concurrency: int = 16
+) -> OutboxWorker:
+    knobs = WorkerSettings(concurrency=concurrency, base_delay=0.01, max_delay=0.05, idle_poll=0.05)
+    return OutboxWorker(box, deliver, logger=logger, settings=knobs)
 
 
 async def test_worker_outcomes(db: Database, logger: logging.Logger) -> None:
@@ -159,7 +161,9 @@ async def test_worker_survives_a_raising_sink(db: Database, logger: logging.Logg
             raise RuntimeError("bug")
         return Delivered()
 
-    w = OutboxWorker(box, deliver, logger=logger, base_delay=0.01, max_delay=0.02)
+    w = OutboxWorker(
+        box, deliver, logger=logger, settings=WorkerSettings(base_delay=0.01, max_delay=0.02)
+    )
     w.start()
     try:
         await box.add([NewEntry("t", {})])
@@ -183,7 +187,9 @@ async def test_recheck_releases_held(db: Database, logger: logging.Logger) -> No
     async def recheck() -> int:
         return await box.release([p for p in await box.held_on() if p in known])
 
-    w = OutboxWorker(box, deliver, logger=logger, recheck=recheck, recheck_interval=0.02)
+    w = OutboxWorker(
+        box, deliver, logger=logger, recheck=recheck, settings=WorkerSettings(recheck_interval=0.02)
+    )
     await box.add([NewEntry("t", {}, hold_on="carol")])
     w.start()
     try:
@@ -217,7 +223,12 @@ async def test_status_line_when_something_waits(
     async def deliver(row: OutboxEntry) -> Outcome:
         return Delivered()
 
-    w = OutboxWorker(box, deliver, logger=logger, status_interval=0.01, idle_poll=0.01)
+    w = OutboxWorker(
+        box,
+        deliver,
+        logger=logger,
+        settings=WorkerSettings(status_interval=0.01, idle_poll=0.01),
+    )
     with caplog.at_level(logging.INFO, logger.name):
         w.start()
         try:

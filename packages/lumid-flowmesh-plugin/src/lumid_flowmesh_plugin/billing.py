@@ -1,10 +1,13 @@
 """Runmesh billing that loses nothing: usage rows -> durable outbox -> Runmesh.
 
 `emit()` turns FlowMesh's usage rows into outbox rows keyed by task id and writes
-them in one group commit, then returns: it never waits on Runmesh. The outbox
-worker (`lumid_core.outbox.OutboxWorker`) posts them with bounded concurrency and
-backoff; `deliver()` below addresses each row by the principal's email as recorded
-by identity (the `principals` table) and classifies Runmesh's reply.
+them in one group commit, hands them to the delivery worker and returns: it never
+waits on Runmesh. When the database cannot be written (another process holds the
+write lock, the disk is full) the rows wait in a bounded in-memory spool that keeps
+retrying. The outbox worker (`lumid_core.outbox.OutboxWorker`) posts them with
+bounded concurrency and backoff; `deliver()` below addresses each row by the
+principal's email as recorded by identity (the `principals` table) and classifies
+Runmesh's reply.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import secrets
+import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -22,6 +26,7 @@ from typing import Any, Final
 from flowmesh_hook import UsageRow
 
 from lumid_core import Database, PrincipalDirectory
+from lumid_core.logs import RateLimitedLog
 from lumid_core.outbox import (
     Deliver,
     Held,
@@ -30,7 +35,8 @@ from lumid_core.outbox import (
     OutboxStats,
     OutboxWorker,
     Outcome,
-    RateLimitedLog,
+    Spool,
+    WorkerSettings,
 )
 from lumid_core.outbox import OutboxEntry as Entry
 
@@ -41,6 +47,7 @@ from .settings import FlowMeshSettings
 __all__ = [
     "BILLING_SINK",
     "UNKNOWN_WORKFLOW_ID",
+    "CostBounds",
     "RunmeshBilling",
     "RunmeshUsageSink",
     "entry_body",
@@ -69,14 +76,47 @@ def _text(value: object) -> str:
     return "" if value is None else str(value)
 
 
-def _duration(value: object) -> int:
+def _seconds(value: object) -> float:
     try:
         seconds = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        return 0
+        return 0.0
     if not math.isfinite(seconds) or seconds <= 0:
-        return 0
-    return int(seconds + 0.5)
+        return 0.0
+    return seconds
+
+
+@dataclass(frozen=True)
+class CostBounds:
+    """The sanity bounds of a billable row (LUMID_BILLING_MAX_COST, ..._DURATION_SECONDS).
+
+    A row outside them is parked as a dead letter with the reason at emit time; an
+    operator who replays it (`lumid billing retry`) approves it: delivery does not
+    check the bounds again.
+    """
+
+    max_cost: Decimal = Decimal("10000")
+    max_duration_seconds: float = 30 * 86400.0
+
+    def problem(self, cost: Decimal, runtime_sec: object) -> str | None:
+        """Why a row with `cost` and `runtime_sec` is not billable as is, or None."""
+        if cost < 0:
+            return f"negative cost {cost} (a credit): not billed unless an operator replays it"
+        if cost > self.max_cost:
+            return (
+                f"cost {cost} is above LUMID_BILLING_MAX_COST={self.max_cost}: "
+                "not billed unless an operator replays it"
+            )
+        try:
+            seconds = float(runtime_sec)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            return None
+        if math.isnan(seconds) or seconds > self.max_duration_seconds:
+            return (
+                f"runtime_sec {runtime_sec} is above LUMID_BILLING_MAX_DURATION_SECONDS="
+                f"{self.max_duration_seconds:g}: not billed unless an operator replays it"
+            )
+        return None
 
 
 def _number(value: object) -> float:
@@ -116,9 +156,20 @@ class _Fields:
         return getattr(row, name, None)
 
 
-def row_to_entry(raw: object, *, email_known: bool, workflow_id: str | None) -> NewEntry:
-    """One FlowMesh usage row as an outbox row keyed by its task id (no secrets)."""
+def row_to_entry(
+    raw: object,
+    *,
+    email_known: bool,
+    workflow_id: str | None,
+    bounds: CostBounds | None = None,
+) -> NewEntry:
+    """One FlowMesh usage row as an outbox row keyed by its task id (no secrets).
+
+    Rows that cannot be billed as they are (no task id or principal, a cost that is
+    not a finite decimal, or outside `bounds`) are born dead, with the reason.
+    """
     row = _Fields(raw)
+    runtime = row.get("runtime_sec")
     task_id = _text(row.get("task_id"))
     principal_id = _text(row.get("principal_id"))
     occurred = row.get("occurred_at")
@@ -129,7 +180,7 @@ def row_to_entry(raw: object, *, email_known: bool, workflow_id: str | None) -> 
         "orgId": _text(row.get("org_id")),
         "supplierId": row.get("supplier_id") if isinstance(row.get("supplier_id"), str) else None,
         "occurredAt": occurred.isoformat() if isinstance(occurred, datetime) else _text(occurred),
-        "durationSec": _duration(row.get("runtime_sec")),
+        "durationSec": int(_seconds(runtime) + 0.5),
         "costPerHour": _number(row.get("cost_per_hour")),
         "taskStatus": _text(row.get("task_status")),
     }
@@ -139,6 +190,8 @@ def row_to_entry(raw: object, *, email_known: bool, workflow_id: str | None) -> 
     except (TypeError, ValueError, ArithmeticError) as exc:
         payload["cost"] = _text(row.get("cost"))[:100]
         problem = f"invalid cost: {exc}"
+    else:
+        problem = (bounds or CostBounds()).problem(Decimal(payload["cost"]), runtime)
     if not task_id:
         problem = "usage row has no task_id"
     elif not principal_id:
@@ -161,8 +214,17 @@ def entry_body(payload: Mapping[str, Any], email: str) -> dict[str, Any]:
     return body
 
 
+def describe_entry(entry: NewEntry) -> str:
+    """`task <id> cost <cost>` of one outbox row (log lines about rows at risk)."""
+    return f"task {entry.key} cost {entry.payload.get('cost')}"
+
+
 class RunmeshUsageSink:
-    """`flowmesh_hook.FlowMeshUsageSink`: rows go to the durable outbox, nothing else."""
+    """`flowmesh_hook.FlowMeshUsageSink`: rows go to the durable outbox, nothing else.
+
+    When the database cannot be written the rows wait in `spool` (bounded, retried);
+    a row beyond its bound is logged as an ERROR with its task id and cost.
+    """
 
     def __init__(
         self,
@@ -171,46 +233,106 @@ class RunmeshUsageSink:
         outbox: Outbox,
         directory: PrincipalDirectory,
         worker: OutboxWorker | None = None,
+        bounds: CostBounds | None = None,
+        spool_rows: int = 100_000,
     ) -> None:
         self.name = name
         self._outbox = outbox
         self._db = outbox.db
         self._directory = directory
         self._worker = worker
+        self._bounds = bounds or CostBounds()
         self._warn = RateLimitedLog(logging.getLogger(name.split(".", 1)[0]), 60.0)
+        self.spool = Spool(
+            outbox,
+            logger=logging.getLogger(name.split(".", 1)[0]),
+            name=name,
+            capacity=spool_rows,
+            describe=describe_entry,
+            on_durable=worker.wake if worker is not None else (lambda: None),
+            where=f" (LUMID_ACL_DB_PATH={str(self._db.path)!r})",
+        )
 
     def __repr__(self) -> str:
         return f"RunmeshUsageSink(name={self.name!r})"
 
+    async def _entry(self, row: object) -> NewEntry:
+        fields = _Fields(row)
+        principal_id = _text(fields.get("principal_id"))
+        task_id = _text(fields.get("task_id"))
+        try:
+            email = await self._directory.email_for(principal_id) if principal_id else None
+        except Exception:  # unreadable now: held, released once it reads again
+            email = None
+        try:
+            workflow_id = workflow_of(self._db, task_id) if task_id else None
+        except Exception:  # looked up again at delivery time
+            workflow_id = None
+        return row_to_entry(
+            row, email_known=email is not None, workflow_id=workflow_id, bounds=self._bounds
+        )
+
     async def emit(self, rows: Sequence[UsageRow], logger: logging.Logger) -> None:
+        """Store `rows` durably (or, while the database cannot be written, in the spool)."""
         if not rows:
             return
         try:
-            entries = []
-            for row in rows:
-                fields = _Fields(row)
-                principal_id = _text(fields.get("principal_id"))
-                task_id = _text(fields.get("task_id"))
-                email = await self._directory.email_for(principal_id) if principal_id else None
-                workflow_id = workflow_of(self._db, task_id) if task_id else None
-                entries.append(
-                    row_to_entry(row, email_known=email is not None, workflow_id=workflow_id)
-                )
-            await self._outbox.add(entries)
-        except Exception as exc:  # never raise into the host; say loudly what is lost
+            entries = [await self._entry(row) for row in rows]
+        except Exception as exc:  # a bug turning a row into an entry: say what is lost
             lost = ", ".join(
                 f"{_text(_Fields(r).get('task_id'))}={_text(_Fields(r).get('cost'))}" for r in rows
             )
             logger.error(
-                "%s: could not queue %d usage rows for billing (task=cost: %s) in "
-                "LUMID_ACL_DB_PATH=%s: %s",
+                "%s: could not read %d usage rows for billing (task=cost: %s): %s",
                 self.name,
                 len(rows),
                 lost[:1000],
-                self._db.path,
                 exc,
             )
             return
+        self._warn_unbillable(entries)
+        if len(self.spool):  # earlier rows still wait: keep the order, do not wait again
+            self._refused(self.spool.put(entries), logger)
+            return
+        now = time.time()
+        try:
+            inserted = await self._outbox.add(entries, now=now)
+        except Exception as exc:  # the database cannot be written now: keep them in memory
+            self._refused(self.spool.put(entries, exc), logger)
+            return
+        if self._worker is None:
+            return
+        if inserted == len(entries):
+            # Stored exactly as built: hand them over, no read back from the database.
+            self._worker.offer(
+                Entry(
+                    sink=self._outbox.sink,
+                    key=e.key,
+                    state="pending",
+                    attempts=0,
+                    created_at=now,
+                    updated_at=now,
+                    reason=e.reason,
+                    payload=dict(e.payload),
+                    next_attempt_at=now,
+                )
+                for e in entries
+                if e.state == "pending"
+            )
+        else:  # some keys were already there: let the worker read what is stored
+            self._worker.wake()
+
+    def _refused(self, refused: Sequence[NewEntry], logger: logging.Logger) -> None:
+        for entry in refused:
+            logger.error(
+                "%s: usage row LOST, the database cannot be written and %d rows already "
+                "wait in memory (the bound, LUMID_BILLING_SPOOL_ROWS): %s",
+                self.name,
+                self.spool.capacity,
+                describe_entry(entry),
+            )
+
+    def _warn_unbillable(self, entries: Sequence[NewEntry]) -> None:
         for entry in entries:
             if entry.dead:
                 self._warn.log(
@@ -229,8 +351,6 @@ class RunmeshUsageSink:
                     entry.key,
                     entry.hold_on,
                 )
-        if self._worker is not None:
-            self._worker.wake()
 
 
 @dataclass(frozen=True)
@@ -243,6 +363,7 @@ class RunmeshBilling:
     client: RunmeshClient
 
     async def stats(self) -> OutboxStats:
+        """The outbox's counts per state."""
         return await self.outbox.stats()
 
     async def drain(self, within: float | None = None) -> bool:
@@ -264,6 +385,20 @@ def _delivery(client: RunmeshClient, directory: PrincipalDirectory, db: Database
         return await client.post_entry(entry_body(payload, email))
 
     return deliver
+
+
+def worker_settings(settings: FlowMeshSettings) -> WorkerSettings:
+    """The delivery worker's knobs from the LUMID_BILLING_* variables."""
+    return WorkerSettings(
+        concurrency=settings.lumid_billing_concurrency,
+        status_interval=settings.lumid_billing_status_interval_seconds,
+        recheck_interval=settings.lumid_billing_held_recheck_seconds,
+        base_delay=settings.lumid_billing_retry_base_seconds,
+        max_delay=max(
+            settings.lumid_billing_retry_max_seconds, settings.lumid_billing_retry_base_seconds
+        ),
+        retention_seconds=settings.lumid_billing_retention_days * 86400.0,
+    )
 
 
 @asynccontextmanager
@@ -301,24 +436,30 @@ async def open_billing(
         _delivery(client, directory, db),
         logger=logger,
         name=f"{plugin}.billing",
-        concurrency=settings.lumid_billing_concurrency,
-        status_interval=settings.lumid_billing_status_interval_seconds,
+        settings=worker_settings(settings),
         recheck=recheck,
-        recheck_interval=settings.lumid_billing_held_recheck_seconds,
-        base_delay=settings.lumid_billing_retry_base_seconds,
-        max_delay=max(
-            settings.lumid_billing_retry_max_seconds, settings.lumid_billing_retry_base_seconds
-        ),
-        retention_seconds=settings.lumid_billing_retention_days * 86400.0,
     )
     sink = RunmeshUsageSink(
-        name=f"{plugin}.billing", outbox=outbox, directory=directory, worker=worker
+        name=f"{plugin}.billing",
+        outbox=outbox,
+        directory=directory,
+        worker=worker,
+        bounds=CostBounds(
+            max_cost=settings.lumid_billing_max_cost,
+            max_duration_seconds=settings.lumid_billing_max_duration_seconds,
+        ),
+        spool_rows=settings.lumid_billing_spool_rows,
     )
     try:
         worker.start()
         yield RunmeshBilling(sink=sink, outbox=outbox, worker=worker, client=client)
     finally:
         try:
-            await worker.stop(settings.lumid_billing_flush_seconds)
+            # Rows kept in memory first (they become durable, then deliverable), then
+            # deliveries, both within the one flush budget.
+            flush = settings.lumid_billing_flush_seconds
+            started = time.monotonic()
+            await sink.spool.close(flush)
+            await worker.stop(max(0.0, flush - (time.monotonic() - started)))
         finally:
             await client.aclose()

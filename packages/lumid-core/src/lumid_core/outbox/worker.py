@@ -1,0 +1,388 @@
+"""`OutboxWorker`: the delivery task that posts an outbox's due rows, with backoff.
+
+Rows reach it two ways: handed over by the sink right after they became durable
+(`offer`, no read back from the store), or read from the store (`due`) when it was
+told to look (`wake`), when a retried row falls due, and once per `idle_poll` (rows
+replayed by another process, e.g. `lumid billing retry`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import random
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+
+from lumid_core.logs import RateLimitedLog
+
+from .model import Dead, Deliver, Delivered, Held, OutboxEntry, Retry
+from .store import OutboxStore
+
+__all__ = ["OutboxWorker", "WorkerSettings"]
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """The delivery worker's tuning knobs (seconds unless said otherwise)."""
+
+    concurrency: int = 16
+    """Deliveries in flight at most."""
+    batch: int = 512
+    """Rows read from the store (or queued in memory) at most at once."""
+    base_delay: float = 1.0
+    """Backoff after a row's first transient failure; doubles per attempt."""
+    max_delay: float = 300.0
+    """Backoff ceiling."""
+    idle_poll: float = 1.0
+    """How often the store is read for rows nobody handed over."""
+    status_interval: float = 60.0
+    """How often a status line is logged while anything is pending, held or dead."""
+    warn_interval: float = 60.0
+    """At most one failure warning per kind per this interval."""
+    recheck_interval: float = 30.0
+    """How often held rows are re-checked (when a `recheck` is given)."""
+    retention_seconds: float = 30 * 86400.0
+    """Delivered rows older than this are pruned."""
+    prune_interval: float = 3600.0
+    """How often pruning runs."""
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        if self.batch < 1 or self.idle_poll <= 0 or self.base_delay <= 0:
+            raise ValueError("batch, idle_poll and base_delay must be positive")
+
+
+class OutboxWorker:
+    """Delivers an outbox's due rows with bounded concurrency.
+
+    Backoff: a row that failed `n` times waits `min(max_delay, base_delay * 2**(n-1))`
+    scaled by a random factor in [0.5, 1]; after a transient failure the whole queue
+    also pauses that long (one probe per interval during an outage instead of a
+    stampede), and the first success lifts the pause.
+    """
+
+    def __init__(
+        self,
+        outbox: OutboxStore,
+        deliver: Deliver,
+        *,
+        logger: logging.Logger,
+        settings: WorkerSettings | None = None,
+        name: str | None = None,
+        recheck: Callable[[], Awaitable[int]] | None = None,
+    ) -> None:
+        self.outbox = outbox
+        self.settings = s = settings or WorkerSettings()
+        self.name = name or outbox.sink
+        self.logger = logger
+        self.warn = RateLimitedLog(logger, s.warn_interval)
+        self._deliver = deliver
+        self._concurrency = s.concurrency
+        self._batch = max(s.batch, s.concurrency)
+        self._recheck = recheck
+        self._wake = asyncio.Event()
+        self._queue: deque[OutboxEntry] = deque()
+        self._claimed: set[str] = set()
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._paused_until = 0.0
+        self._failures = 0  # consecutive transient failures
+        self._next_recheck = 0.0  # monotonic time of the next held-row re-check
+        self._dirty = True  # the store may hold due rows this worker has not queued
+        self._next_fill = 0.0  # monotonic time of the next periodic read of the store
+        self._retry_due: float | None = None  # epoch time a row this worker retried is due
+        self._finished_during_fill: set[str] | None = None
+        self.delivered = 0
+        self.retried = 0
+        self.dead = 0
+        self.held = 0
+
+    def __repr__(self) -> str:
+        return f"OutboxWorker({self.name!r})"
+
+    @property
+    def running(self) -> bool:
+        """True while the delivery task runs."""
+        return self._task is not None and not self._task.done()
+
+    def start(self) -> None:
+        """Start the delivery task (once)."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name=f"{self.name}-delivery")
+
+    def wake(self) -> None:
+        """Read the store for due rows now (after adding or releasing rows elsewhere)."""
+        self._dirty = True
+        self._wake.set()
+
+    def offer(self, entries: Iterable[OutboxEntry]) -> None:
+        """Queue rows that were just stored as pending, without reading them back.
+
+        Only pass rows exactly as stored (this process inserted them). Rows beyond
+        the in-memory queue's bound are left to the next read of the store.
+        """
+        for entry in entries:
+            if entry.key in self._claimed:
+                continue
+            if len(self._queue) >= self._batch:
+                self._dirty = True
+                continue
+            self._claimed.add(entry.key)
+            self._queue.append(entry)
+        self._wake.set()
+
+    async def drain(self, within: float | None = None, *, poll: float = 0.01) -> bool:
+        """Wait until this sink has no pending row and nothing in flight.
+
+        Returns False when `within` seconds pass first. Held and dead rows do not count.
+        """
+        deadline = None if within is None else time.monotonic() + within
+        self.wake()
+        while True:
+            if not self._inflight and not self._queue and await self.outbox.pending_count() == 0:
+                return True
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(poll)
+
+    async def stop(self, flush_timeout: float = 5.0) -> None:
+        """Deliver what is due within `flush_timeout` seconds, then stop.
+
+        Rows still pending stay in the store for the next start.
+        """
+        task = self._task
+        if task is None or task.done():
+            return
+        self._closing = True
+        self.wake()
+        try:
+            await asyncio.wait_for(asyncio.shield(task), flush_timeout)
+        except TimeoutError:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        finally:
+            try:
+                left = await self.outbox.pending_count()
+            except Exception:
+                left = 0  # the store is gone: nothing more to say
+            if left:
+                self.logger.warning(
+                    "%s: stopped with %d rows pending; they are sent after the next start",
+                    self.name,
+                    left,
+                )
+
+    # -- the loop ---------------------------------------------------------------
+
+    async def _run(self) -> None:
+        s = self.settings
+        next_status = time.monotonic() + s.status_interval
+        next_prune = time.monotonic() + 60.0
+        try:
+            while True:
+                self._wake.clear()
+                mono = time.monotonic()
+                if not self._closing:
+                    if mono >= next_status:
+                        next_status = mono + s.status_interval
+                        await self._log_status()
+                    if self._recheck is not None and mono >= self._next_recheck:
+                        self._next_recheck = mono + s.recheck_interval
+                        await self._run_recheck()
+                    if mono >= next_prune:
+                        next_prune = mono + s.prune_interval
+                        await self._prune()
+                now = time.time()
+                paused = now < self._paused_until
+                if not paused:
+                    if self._fill_needed(now, mono):
+                        await self._fill(now)
+                    while self._queue and len(self._inflight) < self._concurrency:
+                        self._launch(self._queue.popleft())
+                if self._closing and (paused or (not self._queue and not self._inflight)):
+                    return
+                try:
+                    await self._sleep(now, paused)
+                except Exception as exc:  # e.g. the store is briefly unreadable
+                    self.warn.warning("db", "%s: cannot read the outbox: %s", self.name, exc)
+                    await asyncio.sleep(s.idle_poll)
+        finally:
+            for t in list(self._inflight):
+                t.cancel()
+            if self._inflight:
+                await asyncio.gather(*self._inflight, return_exceptions=True)
+            self._queue.clear()
+            self._claimed.clear()
+
+    def _fill_needed(self, now: float, mono: float) -> bool:
+        if len(self._queue) >= self._concurrency:
+            return False
+        if self._dirty or mono >= self._next_fill:
+            return True
+        return self._retry_due is not None and now >= self._retry_due
+
+    async def _fill(self, now: float) -> None:
+        self._dirty = False
+        self._next_fill = time.monotonic() + self.settings.idle_poll
+        if self._retry_due is not None and now >= self._retry_due:
+            self._retry_due = None
+        # A row whose outcome is recorded while this read runs may still show as
+        # pending in the read's snapshot: remember such keys and skip them.
+        finished: set[str] = set()
+        self._finished_during_fill = finished
+        limit = self._batch + len(self._claimed)
+        try:
+            rows = await self.outbox.due(now=now, limit=limit, skip=0)
+        except Exception as exc:
+            self._dirty = True
+            self.warn.warning("db", "%s: cannot read the outbox: %s", self.name, exc)
+            return
+        finally:
+            self._finished_during_fill = None
+        if len(rows) >= limit:
+            self._dirty = True  # more may be due than one read returns
+        for row in rows:
+            if row.key not in self._claimed and row.key not in finished:
+                self._claimed.add(row.key)
+                self._queue.append(row)
+
+    async def _sleep(self, now: float, paused: bool) -> None:
+        if paused:
+            timeout = max(0.0, self._paused_until - now)
+        elif self._queue and len(self._inflight) < self._concurrency:
+            return
+        else:
+            timeout = max(0.0, self._next_fill - time.monotonic())
+            if self._recheck is not None:
+                timeout = min(timeout, max(0.001, self._next_recheck - time.monotonic()))
+            if self._retry_due is not None:
+                timeout = min(timeout, max(0.0, self._retry_due - now))
+            if not self._inflight and not self._queue:
+                # Idle: every pending row in the store is unclaimed now; sleep until
+                # the earliest is due (rows left by an earlier run, or retried here).
+                nxt = await self.outbox.next_due_at()
+                if nxt is not None:
+                    if nxt <= now:
+                        self._dirty = True
+                    timeout = min(timeout, max(0.0, nxt - now))
+        if timeout <= 0 and not self._inflight:
+            await asyncio.sleep(0.005)  # due now: look again shortly, never spin
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout if timeout > 0 else None)
+
+    def _launch(self, row: OutboxEntry) -> None:
+        task = asyncio.create_task(self._attempt(row))
+        self._inflight.add(task)
+        task.add_done_callback(self._landed)
+
+    def _landed(self, task: asyncio.Task[None]) -> None:
+        self._inflight.discard(task)
+        self._wake.set()
+
+    def _delay(self, attempts: int) -> float:
+        s = self.settings
+        raw = min(s.max_delay, s.base_delay * math.pow(2, max(0, attempts - 1)))
+        return raw * (0.5 + random.random() / 2)
+
+    async def _attempt(self, row: OutboxEntry) -> None:
+        try:
+            try:
+                outcome = await self._deliver(row)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a bug in the sink: keep the row, try later
+                outcome = Retry(f"delivery raised {type(exc).__name__}: {exc}"[:500])
+            next_at = 0.0
+            match outcome:
+                case Delivered():
+                    self.delivered += 1
+                    self._failures = 0
+                    self._paused_until = 0.0
+                case Retry(reason=reason):
+                    self.retried += 1
+                    self._failures += 1
+                    delay = self._delay(row.attempts + 1)
+                    next_at = time.time() + delay
+                    if self._retry_due is None or next_at < self._retry_due:
+                        self._retry_due = next_at
+                    self._paused_until = max(
+                        self._paused_until, time.time() + self._delay(self._failures)
+                    )
+                    self.warn.warning(
+                        "retry",
+                        "%s: delivery of %s failed (%s); retrying in %.1fs",
+                        self.name,
+                        row.key,
+                        reason,
+                        delay,
+                    )
+                case Dead(reason=reason):
+                    self.dead += 1
+                    self.warn.warning(
+                        "dead",
+                        "%s: %s rejected permanently, parked as a dead letter: %s",
+                        self.name,
+                        row.key,
+                        reason,
+                    )
+                case Held(reason=reason):
+                    self.held += 1
+                    self.warn.warning("held", "%s: %s held: %s", self.name, row.key, reason)
+            try:
+                await self.outbox.mark(row.key, outcome, next_attempt_at=next_at)
+            except Exception as exc:
+                self.warn.warning(
+                    "db", "%s: cannot record the outcome of %s: %s", self.name, row.key, exc
+                )
+        finally:
+            self._claimed.discard(row.key)
+            if self._finished_during_fill is not None:
+                self._finished_during_fill.add(row.key)
+
+    async def _run_recheck(self) -> None:
+        assert self._recheck is not None
+        try:
+            released = await self._recheck()
+        except Exception as exc:
+            self.warn.warning("recheck", "%s: re-checking held rows failed: %s", self.name, exc)
+            return
+        if released:
+            self._dirty = True
+            self.logger.info("%s: %d held rows released for delivery", self.name, released)
+
+    async def _prune(self) -> None:
+        try:
+            await self.outbox.prune_delivered(self.settings.retention_seconds)
+        except Exception as exc:
+            self.warn.warning("db", "%s: cannot prune delivered rows: %s", self.name, exc)
+
+    async def _log_status(self) -> None:
+        try:
+            s = await self.outbox.stats()
+        except Exception as exc:
+            self.warn.warning("db", "%s: cannot read outbox stats: %s", self.name, exc)
+            return
+        if s.pending or s.held or s.dead:
+            age = (
+                "-"
+                if s.oldest_pending_age_seconds is None
+                else f"{s.oldest_pending_age_seconds:.0f}s"
+            )
+            self.logger.info(
+                "%s outbox: %d pending (oldest %s), %d held, %d dead, %d delivered",
+                self.name,
+                s.pending,
+                age,
+                s.held,
+                s.dead,
+                s.delivered,
+            )
