@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from lumid_core.logs import RateLimitedLog
 
-from .model import Dead, Deliver, Delivered, Held, OutboxEntry, Retry
+from .model import Dead, Deliver, Delivered, Held, OutboxEntry, Outcome, Retry
 from .store import OutboxStore
 
 __all__ = ["OutboxWorker", "WorkerSettings"]
@@ -50,6 +50,10 @@ class WorkerSettings:
     """Delivered rows older than this are pruned."""
     prune_interval: float = 3600.0
     """How often pruning runs."""
+    mark_delay: float = 0.05
+    """Outcomes are recorded together, at most this long after the attempt: one
+    transaction for many rows (a row whose outcome is lost in a crash is sent again,
+    which the sink's idempotency makes harmless)."""
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -99,6 +103,8 @@ class OutboxWorker:
         self._next_fill = 0.0  # monotonic time of the next periodic read of the store
         self._retry_due: float | None = None  # epoch time a row this worker retried is due
         self._finished_during_fill: set[str] | None = None
+        self._marks: list[tuple[str, Outcome, float]] = []  # outcomes not yet recorded
+        self._marker: asyncio.Task[None] | None = None
         self.delivered = 0
         self.retried = 0
         self.dead = 0
@@ -106,6 +112,10 @@ class OutboxWorker:
 
     def __repr__(self) -> str:
         return f"OutboxWorker({self.name!r})"
+
+    @property
+    def _unrecorded(self) -> bool:
+        return bool(self._marks) or (self._marker is not None and not self._marker.done())
 
     @property
     def running(self) -> bool:
@@ -146,7 +156,12 @@ class OutboxWorker:
         deadline = None if within is None else time.monotonic() + within
         self.wake()
         while True:
-            if not self._inflight and not self._queue and await self.outbox.pending_count() == 0:
+            if (
+                not self._inflight
+                and not self._queue
+                and not self._unrecorded
+                and await self.outbox.pending_count() == 0
+            ):
                 return True
             if deadline is not None and time.monotonic() >= deadline:
                 return False
@@ -207,7 +222,8 @@ class OutboxWorker:
                         await self._fill(now)
                     while self._queue and len(self._inflight) < self._concurrency:
                         self._launch(self._queue.popleft())
-                if self._closing and (paused or (not self._queue and not self._inflight)):
+                idle = not self._queue and not self._inflight and not self._unrecorded
+                if self._closing and (paused or idle):
                     return
                 try:
                     await self._sleep(now, paused)
@@ -219,6 +235,12 @@ class OutboxWorker:
                 t.cancel()
             if self._inflight:
                 await asyncio.gather(*self._inflight, return_exceptions=True)
+            if self._marks and (self._marker is None or self._marker.done()):
+                self._marker = asyncio.create_task(self._record_marks())
+            if self._marker is not None:
+                # Record what is known (bounded by the caller's flush timeout).
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self._marker)
             self._queue.clear()
             self._claimed.clear()
 
@@ -265,7 +287,7 @@ class OutboxWorker:
                 timeout = min(timeout, max(0.001, self._next_recheck - time.monotonic()))
             if self._retry_due is not None:
                 timeout = min(timeout, max(0.0, self._retry_due - now))
-            if not self._inflight and not self._queue:
+            if not self._inflight and not self._queue and not self._unrecorded:
                 # Idle: every pending row in the store is unclaimed now; sleep until
                 # the earliest is due (rows left by an earlier run, or retried here).
                 nxt = await self.outbox.next_due_at()
@@ -337,16 +359,39 @@ class OutboxWorker:
                 case Held(reason=reason):
                     self.held += 1
                     self.warn.warning("held", "%s: %s held: %s", self.name, row.key, reason)
-            try:
-                await self.outbox.mark(row.key, outcome, next_attempt_at=next_at)
-            except Exception as exc:
-                self.warn.warning(
-                    "db", "%s: cannot record the outcome of %s: %s", self.name, row.key, exc
-                )
-        finally:
-            self._claimed.discard(row.key)
-            if self._finished_during_fill is not None:
-                self._finished_during_fill.add(row.key)
+            self._marks.append((row.key, outcome, next_at))
+            if self._marker is None or self._marker.done():
+                self._marker = asyncio.create_task(self._record_marks())
+        except BaseException:
+            self._release(row.key)  # cancelled mid-delivery: nothing to record
+            raise
+
+    def _release(self, key: str) -> None:
+        self._claimed.discard(key)
+        if self._finished_during_fill is not None:
+            self._finished_during_fill.add(key)
+
+    async def _record_marks(self) -> None:
+        """Record the outcomes gathered for up to `mark_delay`, in one group commit;
+        each row stays claimed (never read back as due) until its outcome is durable."""
+        if not self._closing:
+            await asyncio.sleep(self.settings.mark_delay)
+        while self._marks:
+            marks, self._marks = self._marks, []
+            writes = []
+            for key, outcome, next_at in marks:
+                try:
+                    writes.append(self.outbox.mark(key, outcome, next_attempt_at=next_at))
+                except Exception as exc:
+                    writes.append(_failed(exc))
+            results = await asyncio.gather(*writes, return_exceptions=True)
+            for (key, _, _), result in zip(marks, results, strict=True):
+                if isinstance(result, BaseException):
+                    self.warn.warning(
+                        "db", "%s: cannot record the outcome of %s: %s", self.name, key, result
+                    )
+                self._release(key)
+            self._wake.set()
 
     async def _run_recheck(self) -> None:
         assert self._recheck is not None
@@ -386,3 +431,7 @@ class OutboxWorker:
                 s.dead,
                 s.delivered,
             )
+
+
+async def _failed(exc: Exception) -> None:
+    raise exc
