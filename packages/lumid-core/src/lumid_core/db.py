@@ -211,6 +211,14 @@ def _busy(exc: sqlite3.Error) -> bool:
 def _apply_sync(conn: sqlite3.Connection, stmts: list[tuple[str, Params]]) -> list[int | Exception]:
     """Apply `stmts` in one transaction on the writer's thread: a row count per
     statement, or the error that statement (or the whole transaction) met."""
+    if len(stmts) == 1 and not conn.in_transaction:
+        # One statement is its own transaction (autocommit): one call into SQLite, so
+        # the thread gives the GIL away (and waits to get it back) as little as can be.
+        try:
+            return [conn.execute(*stmts[0]).rowcount]
+        except sqlite3.Error as exc:
+            _rollback(conn)
+            return [exc]
     try:
         conn.execute("BEGIN IMMEDIATE")
     except sqlite3.Error as exc:

@@ -61,6 +61,13 @@ BILLING_SINK: Final = "runmesh"
 UNKNOWN_WORKFLOW_ID: Final = ""
 """Sent as `workflowId` when the task's workflow was never registered with this plugin."""
 
+_KNOWN_CAP: Final = 100_000
+"""Principals remembered as having an email (the set is emptied when full)."""
+EMAIL_TTL_SECONDS: Final = 1.0
+"""How long delivery reuses a principal's email read from the directory."""
+_FRESH_SECONDS: Final = 5.0
+"""A row younger than this had its workflow looked up at emit: no second look."""
+
 _BODY_FIELDS: Final = (
     "userSub",
     "taskId",
@@ -242,6 +249,8 @@ class RunmeshUsageSink:
         self._directory = directory
         self._worker = worker
         self._bounds = bounds or CostBounds()
+        # Principals whose email is known (it is never forgotten): no read per row.
+        self._emails_known: set[str] = set()
         self._warn = RateLimitedLog(logging.getLogger(name.split(".", 1)[0]), 60.0)
         self.spool = Spool(
             outbox,
@@ -260,17 +269,21 @@ class RunmeshUsageSink:
         fields = _Fields(row)
         principal_id = _text(fields.get("principal_id"))
         task_id = _text(fields.get("task_id"))
-        try:
-            email = await self._directory.email_for(principal_id) if principal_id else None
-        except Exception:  # unreadable now: held, released once it reads again
-            email = None
+        known = principal_id in self._emails_known
+        if principal_id and not known:
+            try:
+                known = await self._directory.email_for(principal_id) is not None
+            except Exception:  # unreadable now: held, released once it reads again
+                known = False
+            if known:
+                if len(self._emails_known) >= _KNOWN_CAP:
+                    self._emails_known.clear()
+                self._emails_known.add(principal_id)
         try:
             workflow_id = workflow_of(self._db, task_id) if task_id else None
         except Exception:  # looked up again at delivery time
             workflow_id = None
-        return row_to_entry(
-            row, email_known=email is not None, workflow_id=workflow_id, bounds=self._bounds
-        )
+        return row_to_entry(row, email_known=known, workflow_id=workflow_id, bounds=self._bounds)
 
     async def emit(self, rows: Sequence[UsageRow], logger: logging.Logger) -> None:
         """Store `rows` durably (or, while the database cannot be written, in the spool)."""
@@ -371,15 +384,39 @@ class RunmeshBilling:
         return await self.worker.drain(within)
 
 
+class _Emails:
+    """Principal -> email for delivery, each read reused for `EMAIL_TTL_SECONDS` (an
+    email change reaches billing within that time); bounded like the identity cache."""
+
+    def __init__(self, directory: PrincipalDirectory, cap: int = 10_000) -> None:
+        self._directory = directory
+        self._cap = cap
+        self._seen: dict[str, tuple[float, str]] = {}
+
+    async def get(self, principal_id: str) -> str | None:
+        now = time.monotonic()
+        hit = self._seen.get(principal_id)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        email = await self._directory.email_for(principal_id)
+        if email is not None:
+            if len(self._seen) >= self._cap:
+                self._seen.clear()
+            self._seen[principal_id] = (now + EMAIL_TTL_SECONDS, email)
+        return email
+
+
 def _delivery(client: RunmeshClient, directory: PrincipalDirectory, db: Database) -> Deliver:
+    emails = _Emails(directory)
+
     async def deliver(entry: Entry) -> Outcome:
         payload = entry.payload
         principal_id = _text(payload.get("userSub"))
-        email = await directory.email_for(principal_id)
+        email = await emails.get(principal_id)
         if email is None:
             return Held(principal_id, f"no email known for {principal_id}")
-        if not payload.get("workflowId"):
-            late = workflow_of(db, entry.key)
+        if not payload.get("workflowId") and time.time() - entry.created_at > _FRESH_SECONDS:
+            late = workflow_of(db, entry.key)  # registered after the emit looked
             if late is not None:
                 payload = {**payload, "workflowId": late}
         return await client.post_entry(entry_body(payload, email))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Awaitable, Iterable, Sequence
@@ -33,6 +34,11 @@ _INSERT_ONE: Final = (
     "next_attempt_at, hold_on, reason, payload) VALUES (?, ?, ?, 0, ?, ?, ?, ?, ?, ?)"
 )
 _MAX_VALUES_ROWS: Final = 500  # 9 parameters a row, well under SQLite's variable limit
+_MARK_DELIVERED: Final = (
+    "UPDATE outbox SET state = 'delivered', attempts = attempts + 1, updated_at = ?, "
+    "next_attempt_at = ?, hold_on = NULL, reason = NULL "
+    "WHERE sink = ? AND state = 'pending' AND key IN "
+)
 _MARK: Final = (
     "UPDATE outbox SET state = ?, attempts = attempts + 1, updated_at = ?, "
     "next_attempt_at = ?, hold_on = ?, reason = ? "
@@ -154,6 +160,22 @@ class Outbox:
             case Held(hold_on=hold_on, reason=reason):
                 args = ("held", now, now, hold_on, reason)
         return self.db.write(_MARK, (*args, self._sink, key))
+
+    def mark_many(self, marks: Sequence[tuple[str, Outcome, float]]) -> Awaitable[object]:
+        """Record many outcomes `(key, outcome, next_attempt_at)` in one group commit;
+        the delivered ones in one statement per 500 keys."""
+        now = time.time()
+        delivered = [key for key, outcome, _ in marks if isinstance(outcome, Delivered)]
+        writes = [
+            self.mark(key, outcome, next_attempt_at=next_at)
+            for key, outcome, next_at in marks
+            if not isinstance(outcome, Delivered)
+        ]
+        for i in range(0, len(delivered), _MAX_VALUES_ROWS):
+            keys = delivered[i : i + _MAX_VALUES_ROWS]
+            marks_sql = _MARK_DELIVERED + "(" + ", ".join("?" * len(keys)) + ")"
+            writes.append(self.db.write(marks_sql, (now, now, self._sink, *keys)))
+        return asyncio.gather(*writes)
 
     async def held_on(self) -> list[str]:
         """The distinct `hold_on` values of held rows."""

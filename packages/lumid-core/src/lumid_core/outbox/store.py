@@ -54,6 +54,11 @@ class OutboxStore(Protocol):
         """
         ...
 
+    def mark_many(self, marks: Sequence[tuple[str, Outcome, float]]) -> Awaitable[object]:
+        """`mark` for many `(key, outcome, next_attempt_at)` at once, in one transaction
+        where the store can (the worker records outcomes this way)."""
+        ...
+
     async def held_on(self) -> list[str]:
         """The distinct `hold_on` values of held rows."""
         ...

@@ -271,6 +271,13 @@ class OutboxWorker:
             self._finished_during_fill = None
         if len(rows) >= limit:
             self._dirty = True  # more may be due than one read returns
+        else:
+            # Rows due later (retried by an earlier run or another process): the
+            # loop wakes for the earliest instead of waiting for the next read.
+            with contextlib.suppress(Exception):
+                nxt = await self.outbox.next_due_at()
+                if nxt is not None and nxt > now:
+                    self._retry_due = nxt if self._retry_due is None else min(nxt, self._retry_due)
         for row in rows:
             if row.key not in self._claimed and row.key not in finished:
                 self._claimed.add(row.key)
@@ -287,14 +294,6 @@ class OutboxWorker:
                 timeout = min(timeout, max(0.001, self._next_recheck - time.monotonic()))
             if self._retry_due is not None:
                 timeout = min(timeout, max(0.0, self._retry_due - now))
-            if not self._inflight and not self._queue and not self._unrecorded:
-                # Idle: every pending row in the store is unclaimed now; sleep until
-                # the earliest is due (rows left by an earlier run, or retried here).
-                nxt = await self.outbox.next_due_at()
-                if nxt is not None:
-                    if nxt <= now:
-                        self._dirty = True
-                    timeout = min(timeout, max(0.0, nxt - now))
         if timeout <= 0 and not self._inflight:
             await asyncio.sleep(0.005)  # due now: look again shortly, never spin
             return
@@ -378,20 +377,21 @@ class OutboxWorker:
             await asyncio.sleep(self.settings.mark_delay)
         while self._marks:
             marks, self._marks = self._marks, []
-            writes = []
-            for key, outcome, next_at in marks:
-                try:
-                    writes.append(self.outbox.mark(key, outcome, next_attempt_at=next_at))
-                except Exception as exc:
-                    writes.append(_failed(exc))
-            results = await asyncio.gather(*writes, return_exceptions=True)
-            for (key, _, _), result in zip(marks, results, strict=True):
-                if isinstance(result, BaseException):
-                    self.warn.warning(
-                        "db", "%s: cannot record the outcome of %s: %s", self.name, key, result
-                    )
-                self._release(key)
-            self._wake.set()
+            try:
+                await self.outbox.mark_many(marks)
+            except Exception as exc:  # the rows stay pending: sent again later
+                self.warn.warning(
+                    "db",
+                    "%s: cannot record the outcome of %d rows (%s, ...): %s",
+                    self.name,
+                    len(marks),
+                    marks[0][0],
+                    exc,
+                )
+            finally:
+                for key, _, _ in marks:
+                    self._release(key)
+                self._wake.set()
 
     async def _run_recheck(self) -> None:
         assert self._recheck is not None
@@ -431,7 +431,3 @@ class OutboxWorker:
                 s.dead,
                 s.delivered,
             )
-
-
-async def _failed(exc: Exception) -> None:
-    raise exc
