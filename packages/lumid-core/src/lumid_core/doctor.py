@@ -11,7 +11,10 @@ fault instead.
 
 from __future__ import annotations
 
+import json
+import os
 import secrets
+import socket
 import sqlite3
 import time
 from collections.abc import Mapping, Sequence
@@ -25,7 +28,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 from lumid_hooks import PrincipalContext
 
-from .db import SCHEMA_VERSION, Database, DatabaseError, schema_version
+from .db import SCHEMA_VERSION, Database, DatabaseError, file_identity, schema_version, servers_dir
 from .identity import IntrospectionError, parse_introspection
 from .permissions import Policy
 from .settings import LumidSettings
@@ -40,6 +43,7 @@ __all__ = [
     "Introspection",
     "Status",
     "check_database",
+    "check_database_identity",
     "check_lumid",
     "check_plugins_listed",
     "installed_hosts",
@@ -248,6 +252,8 @@ async def check_database(
         db = await Database.open(path, env_var=env_var)
     except DatabaseError as exc:
         return Check("database", Status.FAIL, str(exc), env_var), None
+    if (replaced := check_database_identity(path, env_var=env_var)) is not None:
+        return replaced, db
     if not existed:
         detail = f"{path}: writable, schema v{SCHEMA_VERSION} (new file created)"
     elif before is not None and before < SCHEMA_VERSION:
@@ -255,6 +261,63 @@ async def check_database(
     else:
         detail = f"{path}: writable, schema v{SCHEMA_VERSION} (current)"
     return Check("database", Status.OK, detail, env_var), db
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def check_database_identity(path: Path, *, env_var: str = "LUMID_ACL_DB_PATH") -> Check | None:
+    """FAIL (or WARN) when a running server opened a file that `path` no longer names.
+
+    Every server records the (device, inode) of the file it opened in
+    `<db>.servers/<host>-<pid>.json` and removes the record when it stops. A record
+    of a live process on this host whose identity differs from the file at `path`
+    now means that server serves from a deleted or replaced file: FAIL. A record
+    from another host cannot be checked for liveness: WARN. Records of dead
+    processes on this host are stale (a crash) and ignored. None when all is well.
+    """
+    folder = servers_dir(path)
+    try:
+        records = sorted(folder.glob("*.json"))
+    except OSError:
+        return None
+    now = file_identity(path)
+    here = socket.gethostname()
+    problems: list[tuple[Status, str]] = []
+    for record in records:
+        try:
+            doc = json.loads(record.read_text(encoding="utf-8"))
+            pid, host = int(doc["pid"]), str(doc["host"])
+            opened = (int(doc["dev"]), int(doc["ino"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if opened == now:
+            continue
+        if host == here and not _alive(pid):
+            continue  # a server that crashed without removing its record
+        status = Status.FAIL if host == here else Status.WARN
+        problems.append(
+            (
+                status,
+                f"server pid {pid} on {host!r} opened a database file that {env_var}="
+                f"{str(path)!r} no longer names (deleted or replaced since it started): it "
+                "still grants and bills from the old file, which `lumid` commands do not "
+                "see; restore the file or restart that server",
+            )
+        )
+    if not problems:
+        return None
+    worst = Status.FAIL if any(s is Status.FAIL for s, _ in problems) else Status.WARN
+    return Check("database", worst, "; ".join(d for _, d in problems), env_var)
 
 
 async def check_lumid(ctx: DoctorContext) -> Check:

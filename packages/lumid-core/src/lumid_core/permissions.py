@@ -29,6 +29,7 @@ from fastapi import HTTPException
 from lumid_hooks import PrincipalContext, ResourceRef
 
 from .store import GrantStore, Level
+from .unavailable import guarded
 
 __all__ = ["DEFAULT_ACTION_LEVELS", "PermissionEngine", "Policy"]
 
@@ -139,7 +140,9 @@ class PermissionEngine:
         needed = self._levels[action]
         if needed is None:
             raise _deny(kind, rid, action, "admin only")
-        held = await self._store.level(self._owner.get(kind, kind), rid, principal.principal_id)
+        held = await guarded(
+            self._store.level(self._owner.get(kind, kind), rid, principal.principal_id), "require"
+        )
         if held is None or held < needed:
             logger.debug(
                 "%s: %s may not %s %s %s", self.name, principal.principal_id, action, kind, rid
@@ -165,7 +168,10 @@ class PermissionEngine:
         needed = self._levels[action]
         if needed is None:
             return frozenset()
-        return await self._store.ids(self._owner.get(kind, kind), principal.principal_id, needed)
+        return await guarded(
+            self._store.ids(self._owner.get(kind, kind), principal.principal_id, needed),
+            "accessible_ids",
+        )
 
 
 def _deny(kind: str, rid: str | None, action: str, why: str) -> HTTPException:

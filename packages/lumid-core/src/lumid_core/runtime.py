@@ -47,7 +47,7 @@ async def open_runtime(
     when the database cannot be used.
     """
     async with AsyncExitStack() as stack:
-        db = await Database.open(settings.lumid_acl_db_path)
+        db = await Database.open(settings.lumid_acl_db_path, watch=True)
         stack.push_async_callback(db.close)
         http = make_http_client(settings)
         stack.push_async_callback(http.aclose)

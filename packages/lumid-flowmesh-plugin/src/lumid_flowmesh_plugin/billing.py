@@ -12,6 +12,7 @@ Runmesh's reply.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import secrets
@@ -61,6 +62,8 @@ BILLING_SINK: Final = "runmesh"
 UNKNOWN_WORKFLOW_ID: Final = ""
 """Sent as `workflowId` when the task's workflow was never registered with this plugin."""
 
+EMIT_WAIT_SECONDS: Final = 2.0
+"""How long `emit` waits for its rows to be durable before keeping them in the spool."""
 _KNOWN_CAP: Final = 100_000
 """Principals remembered as having an email (the set is emptied when full)."""
 EMAIL_TTL_SECONDS: Final = 1.0
@@ -309,9 +312,17 @@ class RunmeshUsageSink:
             return
         now = time.time()
         try:
-            inserted = await self._outbox.add(entries, now=now)
+            async with asyncio.timeout(EMIT_WAIT_SECONDS):
+                inserted = await self._outbox.add(entries, now=now)
         except Exception as exc:  # the database cannot be written now: keep them in memory
-            self._refused(self.spool.put(entries, exc), logger)
+            # (a write that still lands later is harmless: the spool's insert of the
+            # same keys is then ignored, and the worker finds the rows in the store)
+            reason = (
+                exc
+                if not isinstance(exc, TimeoutError)
+                else f"no commit within {EMIT_WAIT_SECONDS:g}s"
+            )
+            self._refused(self.spool.put(entries, reason), logger)
             return
         if self._worker is None:
             return

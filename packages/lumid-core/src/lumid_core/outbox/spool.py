@@ -61,9 +61,7 @@ class Spool:
     def __len__(self) -> int:
         return len(self._rows)
 
-    def put(
-        self, entries: Sequence[NewEntry], error: BaseException | None = None
-    ) -> list[NewEntry]:
+    def put(self, entries: Sequence[NewEntry], error: object = None) -> list[NewEntry]:
         """Keep `entries` until they are durable; returns those beyond the capacity."""
         room = self.capacity - len(self._rows)
         kept, refused = list(entries[: max(0, room)]), list(entries[max(0, room) :])
