@@ -251,6 +251,10 @@ async def check_database(
     try:
         db = await Database.open(path, env_var=env_var)
     except DatabaseError as exc:
+        if (replaced := check_database_identity(path, env_var=env_var)) is not None:
+            # e.g. "disk I/O error": the new file beside the old file's -wal / -shm
+            detail = f"{replaced.detail}; opening it here fails too ({exc})"
+            return Check("database", Status.FAIL, detail, env_var), None
         return Check("database", Status.FAIL, str(exc), env_var), None
     if (replaced := check_database_identity(path, env_var=env_var)) is not None:
         return replaced, db
