@@ -54,7 +54,8 @@ async def test_negative_huge_costs_and_durations_are_dead_letters_until_replayed
         assert "LUMID_BILLING_MAX_COST=500" in dead["t-over"]
         assert "LUMID_BILLING_MAX_DURATION_SECONDS" in dead["t-forever"]
         # The operator looked and approves the credit: `lumid billing retry` delivers it.
-        replay = subprocess.run(
+        replay = await asyncio.to_thread(
+            subprocess.run,
             [sys.executable, "-m", "lumid_core.cli", "billing", "retry", "--task", "t-credit"],
             env={"LUMID_ACL_DB_PATH": str(db_path), "PATH": ""},
             capture_output=True,
