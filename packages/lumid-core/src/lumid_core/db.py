@@ -204,6 +204,14 @@ def _rollback(conn: sqlite3.Connection) -> None:
             conn.execute("ROLLBACK")
 
 
+def _first_column(conn: sqlite3.Connection, sql: str, params: Params) -> list[Any]:
+    cursor = conn.execute(sql, params)
+    try:
+        return [row[0] for row in cursor]
+    finally:
+        cursor.close()
+
+
 def _busy(exc: sqlite3.Error) -> bool:
     return "locked" in str(exc) or "busy" in str(exc)
 
@@ -400,13 +408,10 @@ class Database:
         return [tuple(row) for row in rows]
 
     async def read_column(self, sql: str, params: Params = ()) -> list[Any]:
-        """First column of every row, fetched on the bulk reader's thread."""
-        cursor = await self._bulk.execute(sql, params)
-        try:
-            rows = await cursor.fetchall()
-        finally:
-            await cursor.close()
-        return [row[0] for row in rows]
+        """First column of every row, fetched on the bulk reader's thread (one hop)."""
+        conn = self._bulk._conn
+        column: list[Any] = await self._bulk._execute(_first_column, conn, sql, params)  # type: ignore[no-untyped-call]
+        return column
 
     # -- writes -------------------------------------------------------------------
 
