@@ -138,15 +138,24 @@ class OutboxWorker:
         Only pass rows exactly as stored (this process inserted them). Rows beyond
         the in-memory queue's bound are left to the next read of the store.
         """
+        direct = self.running and not self._closing and time.time() >= self._paused_until
+        queued = False
         for entry in entries:
             if entry.key in self._claimed:
+                continue
+            if direct and not self._queue and len(self._inflight) < self._concurrency:
+                # A free slot: start the delivery now, without a turn of the loop.
+                self._claimed.add(entry.key)
+                self._launch(entry)
                 continue
             if len(self._queue) >= self._batch:
                 self._dirty = True
                 continue
             self._claimed.add(entry.key)
             self._queue.append(entry)
-        self._wake.set()
+            queued = True
+        if queued or self._dirty:
+            self._wake.set()
 
     async def drain(self, within: float | None = None, *, poll: float = 0.01) -> bool:
         """Wait until this sink has no pending row and nothing in flight.
@@ -298,7 +307,8 @@ class OutboxWorker:
             await asyncio.sleep(0.005)  # due now: look again shortly, never spin
             return
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout if timeout > 0 else None)
+            async with asyncio.timeout(timeout if timeout > 0 else None):
+                await self._wake.wait()
 
     def _launch(self, row: OutboxEntry) -> None:
         task = asyncio.create_task(self._attempt(row))
@@ -307,7 +317,8 @@ class OutboxWorker:
 
     def _landed(self, task: asyncio.Task[None]) -> None:
         self._inflight.discard(task)
-        self._wake.set()
+        if self._queue or self._closing:  # a slot for a queued row, or stop() waits
+            self._wake.set()
 
     def _delay(self, attempts: int) -> float:
         s = self.settings
@@ -338,6 +349,7 @@ class OutboxWorker:
                     self._paused_until = max(
                         self._paused_until, time.time() + self._delay(self._failures)
                     )
+                    self._wake.set()  # sleep until the pause or the retry instead
                     self.warn.warning(
                         "retry",
                         "%s: delivery of %s failed (%s); retrying in %.1fs",
@@ -391,7 +403,8 @@ class OutboxWorker:
             finally:
                 for key, _, _ in marks:
                     self._release(key)
-                self._wake.set()
+                if self._closing or self._queue:
+                    self._wake.set()
 
     async def _run_recheck(self) -> None:
         assert self._recheck is not None
