@@ -12,7 +12,11 @@ Three connections, each used for what it is fastest at:
 - a *bulk reader* (aiosqlite, its own thread) for queries that return many rows.
 
 WAL mode and a busy timeout keep other processes (the `lumid` CLI) safe to use the
-same file while a server runs.
+same file while a server runs. A group commit is one hop to the writer's thread
+(`_apply_sync` runs the whole transaction there); when SQLite already rolled back
+(a full disk) the original error is reported, not the failed ROLLBACK. A server
+opens with `watch=True`: it records the identity of the file it opened for `lumid
+doctor` and logs an ERROR when the path stops naming that file (deleted, replaced).
 """
 
 from __future__ import annotations

@@ -131,7 +131,9 @@ class Spool:
         self._rows.clear()
         for entry in lost:
             self._logger.error(
-                "%s: usage row lost at shutdown, the database could not be written%s: %s",
+                "%s: usage row lost at shutdown, the database could not be written%s "
+                "(if its last write landed after all, `lumid billing ls` shows the task: "
+                "check before replaying): %s",
                 self.name,
                 self._where,
                 self._describe(entry),
