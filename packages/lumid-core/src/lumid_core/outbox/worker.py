@@ -401,9 +401,15 @@ class OutboxWorker:
                     exc,
                 )
             finally:
+                retried = [at for _, outcome, at in marks if isinstance(outcome, Retry)]
                 for key, _, _ in marks:
                     self._release(key)
-                if self._closing or self._queue:
+                if retried:  # their new schedule is stored now: wake for the earliest
+                    first = min(retried)
+                    self._retry_due = (
+                        first if self._retry_due is None else min(first, self._retry_due)
+                    )
+                if self._closing or self._queue or retried:
                     self._wake.set()
 
     async def _run_recheck(self) -> None:
