@@ -13,8 +13,9 @@ one key never yields two different deliveries. Payloads are JSON and must never 
 a secret: the CLI prints them.
 
 Modules: `model` (records, outcomes), `store` (the `OutboxStore` protocol),
-`sqlite` (`Outbox`, the SQLite store), `worker` (`OutboxWorker`, `WorkerSettings`),
-`spool` (rows waiting in memory while the store cannot be written).
+`sqlite` (`Outbox`, the SQLite store), `worker` (`OutboxWorker`), `settings`
+(`WorkerSettings`), `chores` (status line, held-row re-check, pruning), `spool`
+(rows waiting in memory while the store cannot be written).
 """
 
 from lumid_core.logs import RateLimitedLog
@@ -31,10 +32,11 @@ from .model import (
     Outcome,
     Retry,
 )
+from .settings import WorkerSettings
 from .spool import Spool
 from .sqlite import Outbox
 from .store import OutboxStore
-from .worker import OutboxWorker, WorkerSettings
+from .worker import OutboxWorker
 
 SqliteOutbox = Outbox
 """`Outbox` under a name that says which store it is."""

@@ -16,50 +16,15 @@ import random
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
 
 from lumid_core.logs import RateLimitedLog
 
+from .chores import Chores
 from .model import Dead, Deliver, Delivered, Held, OutboxEntry, Outcome, Retry
+from .settings import WorkerSettings
 from .store import OutboxStore
 
 __all__ = ["OutboxWorker", "WorkerSettings"]
-
-
-@dataclass(frozen=True)
-class WorkerSettings:
-    """The delivery worker's tuning knobs (seconds unless said otherwise)."""
-
-    concurrency: int = 16
-    """Deliveries in flight at most."""
-    batch: int = 512
-    """Rows read from the store (or queued in memory) at most at once."""
-    base_delay: float = 1.0
-    """Backoff after a row's first transient failure; doubles per attempt."""
-    max_delay: float = 300.0
-    """Backoff ceiling."""
-    idle_poll: float = 1.0
-    """How often the store is read for rows nobody handed over."""
-    status_interval: float = 60.0
-    """How often a status line is logged while anything is pending, held or dead."""
-    warn_interval: float = 60.0
-    """At most one failure warning per kind per this interval."""
-    recheck_interval: float = 30.0
-    """How often held rows are re-checked (when a `recheck` is given)."""
-    retention_seconds: float = 30 * 86400.0
-    """Delivered rows older than this are pruned."""
-    prune_interval: float = 3600.0
-    """How often pruning runs."""
-    mark_delay: float = 0.05
-    """Outcomes are recorded together, at most this long after the attempt: one
-    transaction for many rows (a row whose outcome is lost in a crash is sent again,
-    which the sink's idempotency makes harmless)."""
-
-    def __post_init__(self) -> None:
-        if self.concurrency < 1:
-            raise ValueError("concurrency must be at least 1")
-        if self.batch < 1 or self.idle_poll <= 0 or self.base_delay <= 0:
-            raise ValueError("batch, idle_poll and base_delay must be positive")
 
 
 class OutboxWorker:
@@ -89,7 +54,9 @@ class OutboxWorker:
         self._deliver = deliver
         self._concurrency = s.concurrency
         self._batch = max(s.batch, s.concurrency)
-        self._recheck = recheck
+        self._chores = Chores(
+            outbox, name=self.name, logger=logger, warn=self.warn, settings=s, recheck=recheck
+        )
         self._wake = asyncio.Event()
         self._queue: deque[OutboxEntry] = deque()
         self._claimed: set[str] = set()
@@ -98,7 +65,6 @@ class OutboxWorker:
         self._closing = False
         self._paused_until = 0.0
         self._failures = 0  # consecutive transient failures
-        self._next_recheck = 0.0  # monotonic time of the next held-row re-check
         self._dirty = True  # the store may hold due rows this worker has not queued
         self._next_fill = 0.0  # monotonic time of the next periodic read of the store
         self._retry_due: float | None = None  # epoch time a row this worker retried is due
@@ -208,22 +174,12 @@ class OutboxWorker:
 
     async def _run(self) -> None:
         s = self.settings
-        next_status = time.monotonic() + s.status_interval
-        next_prune = time.monotonic() + 60.0
         try:
             while True:
                 self._wake.clear()
                 mono = time.monotonic()
-                if not self._closing:
-                    if mono >= next_status:
-                        next_status = mono + s.status_interval
-                        await self._log_status()
-                    if self._recheck is not None and mono >= self._next_recheck:
-                        self._next_recheck = mono + s.recheck_interval
-                        await self._run_recheck()
-                    if mono >= next_prune:
-                        next_prune = mono + s.prune_interval
-                        await self._prune()
+                if not self._closing and await self._chores.run_due(mono):
+                    self._dirty = True  # held rows released: read them
                 now = time.time()
                 paused = now < self._paused_until
                 if not paused:
@@ -299,8 +255,9 @@ class OutboxWorker:
             return
         else:
             timeout = max(0.0, self._next_fill - time.monotonic())
-            if self._recheck is not None:
-                timeout = min(timeout, max(0.001, self._next_recheck - time.monotonic()))
+            if self._chores.next_recheck is not None:
+                recheck_in = self._chores.next_recheck - time.monotonic()
+                timeout = min(timeout, max(0.001, recheck_in))
             if self._retry_due is not None:
                 timeout = min(timeout, max(0.0, self._retry_due - now))
         if timeout <= 0 and not self._inflight:
@@ -411,42 +368,3 @@ class OutboxWorker:
                     )
                 if self._closing or self._queue or retried:
                     self._wake.set()
-
-    async def _run_recheck(self) -> None:
-        assert self._recheck is not None
-        try:
-            released = await self._recheck()
-        except Exception as exc:
-            self.warn.warning("recheck", "%s: re-checking held rows failed: %s", self.name, exc)
-            return
-        if released:
-            self._dirty = True
-            self.logger.info("%s: %d held rows released for delivery", self.name, released)
-
-    async def _prune(self) -> None:
-        try:
-            await self.outbox.prune_delivered(self.settings.retention_seconds)
-        except Exception as exc:
-            self.warn.warning("db", "%s: cannot prune delivered rows: %s", self.name, exc)
-
-    async def _log_status(self) -> None:
-        try:
-            s = await self.outbox.stats()
-        except Exception as exc:
-            self.warn.warning("db", "%s: cannot read outbox stats: %s", self.name, exc)
-            return
-        if s.pending or s.held or s.dead:
-            age = (
-                "-"
-                if s.oldest_pending_age_seconds is None
-                else f"{s.oldest_pending_age_seconds:.0f}s"
-            )
-            self.logger.info(
-                "%s outbox: %d pending (oldest %s), %d held, %d dead, %d delivered",
-                self.name,
-                s.pending,
-                age,
-                s.held,
-                s.dead,
-                s.delivered,
-            )
