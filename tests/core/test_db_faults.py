@@ -14,7 +14,8 @@ import pytest
 
 import lumid_core.db
 from lumid_core import DatabaseError
-from lumid_core.db import Database, servers_dir
+from lumid_core.db import Database
+from lumid_core.dbfile import servers_dir
 from lumid_core.doctor import Status, check_database, check_database_identity
 from lumid_core.store import Grant, Level, SqliteGrantStore
 

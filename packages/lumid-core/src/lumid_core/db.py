@@ -13,7 +13,7 @@ Three connections, each used for what it is fastest at:
 
 WAL mode and a busy timeout keep other processes (the `lumid` CLI) safe to use the
 same file while a server runs. A group commit is one hop to the writer's thread
-(`_apply_sync` runs the whole transaction there); when SQLite already rolled back
+(`apply_batch` runs the whole transaction there); when SQLite already rolled back
 (a full disk) the original error is reported, not the failed ROLLBACK. A server
 opens with `watch=True`: it records the identity of the file it opened for `lumid
 doctor` and logs an ERROR when the path stops naming that file (deleted, replaced).
@@ -23,17 +23,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import os
-import socket
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any, Final
 
 import aiosqlite
+
+from .dbfile import file_identity, write_server_record
+from .dbthread import Params, apply_batch, first_column, rollback
 
 __all__ = ["SCHEMA_VERSION", "Database", "DatabaseError"]
 
@@ -46,10 +46,7 @@ OPEN_BUSY_TIMEOUT_MS: Final = 30_000
 """How long opening (and migrating) waits for another process's write lock."""
 IDENTITY_CHECK_SECONDS: Final = 5.0
 """How often a watched database checks that its file is still the one at its path."""
-SERVERS_SUFFIX: Final = ".servers"
-"""`<db>.servers/<host>-<pid>.json`: the file identity each running server opened."""
 
-Params = Sequence[Any]
 
 # Each entry migrates the schema from version i to i + 1. Append, never edit.
 MIGRATIONS: Final[tuple[str, ...]] = (
@@ -173,24 +170,6 @@ def schema_version(path: Path) -> int:
         conn.close()
 
 
-FileIdentity = tuple[int, int]
-"""(st_dev, st_ino) of a database file."""
-
-
-def file_identity(path: Path) -> FileIdentity | None:
-    """The (device, inode) of the file at `path` now, or None when there is none."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_dev, st.st_ino)
-
-
-def servers_dir(path: Path) -> Path:
-    """Where running servers record the identity of the file they opened at `path`."""
-    return path.with_name(path.name + SERVERS_SUFFIX)
-
-
 class _Write:
     __slots__ = ("future", "params", "sql")
 
@@ -198,63 +177,6 @@ class _Write:
         self.sql = sql
         self.params = params
         self.future = future
-
-
-def _rollback(conn: sqlite3.Connection) -> None:
-    """Roll back if a transaction is open; never raises (SQLite may have rolled back
-    already, e.g. on a full disk: the caller keeps the original error)."""
-    if conn.in_transaction:
-        with contextlib.suppress(sqlite3.Error):
-            conn.execute("ROLLBACK")
-
-
-def _first_column(conn: sqlite3.Connection, sql: str, params: Params) -> list[Any]:
-    cursor = conn.execute(sql, params)
-    try:
-        return [row[0] for row in cursor]
-    finally:
-        cursor.close()
-
-
-def _busy(exc: sqlite3.Error) -> bool:
-    return "locked" in str(exc) or "busy" in str(exc)
-
-
-def _apply_sync(conn: sqlite3.Connection, stmts: list[tuple[str, Params]]) -> list[int | Exception]:
-    """Apply `stmts` in one transaction on the writer's thread: a row count per
-    statement, or the error that statement (or the whole transaction) met."""
-    if len(stmts) == 1 and not conn.in_transaction:
-        # One statement is its own transaction (autocommit): one call into SQLite, so
-        # the thread gives the GIL away (and waits to get it back) as little as can be.
-        try:
-            return [conn.execute(*stmts[0]).rowcount]
-        except sqlite3.Error as exc:
-            _rollback(conn)
-            return [exc]
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-    except sqlite3.Error as exc:
-        # No statement is at fault (e.g. locked past the busy timeout): fail the
-        # batch once; one by one it would wait the busy timeout once per write.
-        _rollback(conn)
-        return [exc] * len(stmts)
-    try:
-        counts: list[int | Exception] = [conn.execute(sql, p).rowcount for sql, p in stmts]
-        conn.execute("COMMIT")
-        return counts
-    except sqlite3.Error as exc:
-        _rollback(conn)
-        if len(stmts) == 1:
-            return [exc]
-    # One bad statement must not fail its neighbours: apply them one by one.
-    out: list[int | Exception] = []
-    for i, stmt in enumerate(stmts):
-        (result,) = _apply_sync(conn, [stmt])
-        out.append(result)
-        if isinstance(result, sqlite3.OperationalError) and _busy(result):
-            out.extend([result] * (len(stmts) - i - 1))
-            break
-    return out
 
 
 class Database:
@@ -364,30 +286,7 @@ class Database:
     def _write_record(self) -> Path | None:
         if self.identity is None:
             return None
-        folder = servers_dir(self.path)
-        record = folder / f"{socket.gethostname()}-{os.getpid()}.json"
-        doc = {
-            "pid": os.getpid(),
-            "host": socket.gethostname(),
-            "dev": self.identity[0],
-            "ino": self.identity[1],
-            "opened_at": self.opened_at,
-        }
-        try:
-            folder.mkdir(exist_ok=True)
-            tmp = record.with_suffix(".tmp")
-            tmp.write_text(json.dumps(doc), encoding="utf-8")
-            tmp.replace(record)
-        except OSError as exc:
-            log.warning(
-                "%s=%r: cannot record the opened file for `lumid doctor` in %s (%s)",
-                self.env_var,
-                str(self.path),
-                folder,
-                exc.strerror or exc,
-            )
-            return None
-        return record
+        return write_server_record(self.path, self.identity, self.opened_at, self.env_var)
 
     async def _watch(self) -> None:
         while self.file_problem is None:
@@ -414,7 +313,7 @@ class Database:
     async def read_column(self, sql: str, params: Params = ()) -> list[Any]:
         """First column of every row, fetched on the bulk reader's thread (one hop)."""
         conn = self._bulk._conn
-        column: list[Any] = await self._bulk._execute(_first_column, conn, sql, params)  # type: ignore[no-untyped-call]
+        column: list[Any] = await self._bulk._execute(first_column, conn, sql, params)  # type: ignore[no-untyped-call]
         return column
 
     # -- writes -------------------------------------------------------------------
@@ -448,7 +347,7 @@ class Database:
             self.check_file()
         stmts = [(w.sql, w.params) for w in batch]
         try:
-            results = await self._on_writer(_apply_sync, stmts)
+            results = await self._on_writer(apply_batch, stmts)
         except BaseException as exc:  # cancellation, a closed connection: nobody landed
             for item in batch:
                 self._fail(item.future, exc)
@@ -493,7 +392,7 @@ class Database:
     async def _rollback(self) -> None:
         """ROLLBACK on the writer's thread if a transaction is open; never raises
         sqlite's error (the caller's original error is the one to report)."""
-        await self._on_writer(_rollback)
+        await self._on_writer(rollback)
 
     async def transaction[T](self, work: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
         """Run `work` in one IMMEDIATE transaction on the writer: all or nothing."""

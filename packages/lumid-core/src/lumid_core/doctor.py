@@ -28,7 +28,8 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 from lumid_hooks import PrincipalContext
 
-from .db import SCHEMA_VERSION, Database, DatabaseError, file_identity, schema_version, servers_dir
+from .db import SCHEMA_VERSION, Database, DatabaseError, schema_version
+from .dbfile import file_identity, servers_dir
 from .identity import IntrospectionError, parse_introspection
 from .permissions import Policy
 from .settings import LumidSettings
