@@ -13,9 +13,9 @@ Three connections, each used for what it is fastest at:
 
 WAL mode and a busy timeout keep other processes (the `lumid` CLI) safe to use the
 same file while a server runs. A group commit is one hop to the writer's thread
-(`apply_batch` runs the whole transaction there); when SQLite already rolled back
+(`dbthread.apply_batch` runs the whole transaction there); when SQLite already rolled back
 (a full disk) the original error is reported, not the failed ROLLBACK. A server
-opens with `watch=True`: it records the identity of the file it opened for `lumid
+opens with `watch=True`: it records (`dbfile`) the identity of the file it opened for `lumid
 doctor` and logs an ERROR when the path stops naming that file (deleted, replaced).
 """
 
