@@ -68,4 +68,5 @@ class Walk:
                 f"denied {exc.status_code}: {exc.detail}",
             )
             return
-        self.check(f"{who:<6} {call}", False, f"ALLOWED ({show(result)}), expected {status}")
+        returned = "" if result is None else f" ({show(result)})"
+        self.check(f"{who:<6} {call}", False, f"ALLOWED{returned}, expected {status}")
