@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+import lumid_demo.walk as walk_module
 from lumid_demo.report import Walk
 from lumid_demo.scenarios import FLOWMESH, LUMILAKE, SCENARIOS, Stage
 from lumid_demo.session import Section
@@ -94,3 +95,23 @@ def test_operator_env_is_restored(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_unknown_host_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["nowhere"]) == 2
     assert "usage:" in capsys.readouterr().err
+
+
+def test_main_exits_non_zero_when_a_step_misbehaves(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    wrong = dataclasses.replace(
+        LUMILAKE,
+        sections=(
+            Section("bob reads a job he does not own", (
+                Resolve("bob", "Bearer"),
+                Require("bob", "job", "job-1", "read"),  # denied: expected allowed
+            )),
+        ),
+        owned=frozenset(),
+    )  # fmt: skip
+    monkeypatch.setattr(walk_module, "SCENARIOS", {"lumilake": wrong})
+    assert main(["lumilake"]) == 1
+    out = capsys.readouterr().out
+    assert "lumilake: 1 of " in out
+    assert "  - bob    require(job, job-1, read)" in out
