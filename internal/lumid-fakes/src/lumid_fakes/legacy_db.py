@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-__all__ = ["LegacyRow", "iso", "write_legacy_db"]
+__all__ = ["FLOWMESH_BLOCK", "LUMILAKE_BLOCK", "LegacyRow", "dotenv", "iso", "write_legacy_db"]
 
 type LegacyRow = tuple[str, str, str, object, object, object]
 """(kind, id, principal_id, level, granted_at, last_seen_at); last_seen_at is
@@ -62,3 +62,39 @@ def write_legacy_db(
         conn.commit()
     finally:
         conn.close()
+
+
+# The env blocks of the 0.2.x README (its FlowMesh and Lumilake "Loading" sections,
+# with the variables of its table), URLs and secrets left as {placeholders}.
+FLOWMESH_BLOCK = """
+FLOWMESH_PLUGINS=lumid_flowmesh_plugin
+LUM_ID_BASE_URL={lumid}
+RUNMESH_BILLING_BASE_URL={runmesh}
+FLOWMESH_BRIDGE_SECRET={secret}
+LUMID_BALANCE_GUARD=on
+LUMID_ORG_ID=lumid
+LUMID_ACL_DB_PATH={db}
+"""
+
+LUMILAKE_BLOCK = """
+LUMILAKE_PLUGINS=lumid_lumilake_plugin
+LUM_ID_BASE_URL={lumid}
+LUMID_ORG_ID=lumid
+LUMILAKE_REQUIRE_IDENTITY_PROVIDER=1
+LUMID_ACL_DB_PATH={db}
+LUMILAKE_REMOTE_OPTIMIZER_URL={optimizer}
+LUMILAKE_OPTIMIZER_TYPE=halo-greedy
+# Required if the remote auth-gates GET /api/v1/optimizer.
+LUMILAKE_RUNTIME_TOKEN={token}
+"""
+
+
+def dotenv(text: str, **values: str) -> dict[str, str]:
+    """KEY=VALUE lines; blanks and # comments skipped (what docker's --env-file reads)."""
+    env: dict[str, str] = {}
+    for line in text.format(**values).splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            env[key] = value
+    return env
