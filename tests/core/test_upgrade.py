@@ -238,3 +238,25 @@ def test_read_rows_reads_an_unmigrated_file_read_only(db_path: Path) -> None:
     assert rows[0].granted_at == pytest.approx(T0 + 1)  # (task, t1, alice) sorts first
     assert (state.pending_rows, state.pending_layout, state.migrations) == (5, "0.2.0", ())
     assert db_path.read_bytes() == original
+
+
+async def test_rolled_back_by_hand_then_upgraded_again(db_path: Path) -> None:
+    """docs/upgrading.md's rollback (rename back, index back), then a new upgrade."""
+    write_legacy_db(db_path, ROWS)
+    await (await Database.open(db_path)).close()
+    conn = sqlite3.connect(db_path)
+    conn.executescript(
+        "BEGIN; ALTER TABLE acl_grants_migrated_0_2 RENAME TO acl_grants; "
+        "DROP INDEX ix_acl_grants_migrated_0_2_principal_kind; "
+        "CREATE INDEX ix_acl_grants_principal_kind ON acl_grants (principal_id, kind); COMMIT;"
+    )
+    conn.close()
+    write_legacy_db(db_path, [("workflow", "w7", "alice", 2, iso(T0), iso(T0))])  # 0.2.x again
+    db = await Database.open(db_path)
+    try:
+        moved = db.legacy_migration
+        assert moved is not None
+        assert (moved.rows, moved.added, moved.archived_as) == (6, 1, "acl_grants_migrated_0_2_2")
+        assert await SqliteGrantStore(db).level("workflow", "w7", "alice") is Level.WRITE
+    finally:
+        await db.close()

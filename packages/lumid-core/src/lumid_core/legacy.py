@@ -186,12 +186,21 @@ def read_rows(conn: sqlite3.Connection, *, now: float | None = None) -> Iterator
 
 
 def _archive_name(conn: sqlite3.Connection) -> str:
+    """The first free archive name: no table, index or earlier record uses it."""
+    recorded = _table_exists(conn, RECORD_TABLE)
     name, n = ARCHIVE_TABLE, 1
     while (
         _table_exists(conn, name)
         or conn.execute(
             "SELECT 1 FROM sqlite_master WHERE name = ?", (f"ix_{name}_principal_kind",)
         ).fetchone()
+        or (
+            recorded
+            and conn.execute(
+                f"SELECT 1 FROM {RECORD_TABLE} WHERE archived_as = ?",  # noqa: S608 (fixed name)
+                (name,),
+            ).fetchone()
+        )
     ):
         n += 1
         name = f"{ARCHIVE_TABLE}_{n}"
