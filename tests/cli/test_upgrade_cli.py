@@ -7,6 +7,8 @@ subprocess) must accept them.
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 import time
 from collections.abc import Callable
 from contextlib import AsyncExitStack
@@ -15,7 +17,8 @@ from subprocess import CompletedProcess
 
 import pytest
 
-from lumid_core import SettingsError, load_settings
+from lumid_core import Database, SettingsError, load_settings
+from lumid_core.doctor import Status, check_upgrade
 from lumid_fakes import FakeLumId, FakeOptimizer, FakeRunmesh
 from lumid_fakes.legacy_db import FLOWMESH_BLOCK, LUMILAKE_BLOCK, dotenv, iso, write_legacy_db
 from lumid_flowmesh_plugin import install as flowmesh_install
@@ -180,3 +183,35 @@ def test_acl_ls_shows_migrated_grants(cli: Cli, db_path: Path) -> None:
     assert [line.split()[:4] for line in r.stdout.splitlines()[1:]] == [
         ["workflow", "w1", "bob", "read"]
     ]
+
+
+def test_doctor_check_on_an_unmigrated_and_a_dropped_archive(db_path: Path) -> None:
+    """`check_upgrade` reads only: an unmigrated file (as a read-only open sees it)."""
+    assert check_upgrade(db_path) is None  # no file
+    write_legacy_db(db_path, ROWS)
+    original = db_path.read_bytes()
+    check = check_upgrade(db_path)
+    assert check is not None
+    assert check.status is Status.WARN
+    assert check.env_var == "LUMID_ACL_DB_PATH"
+    assert "unmigrated lumid-plugins 0.2.1+ table acl_grants holds 3 grants" in check.detail
+    assert db_path.read_bytes() == original
+    asyncio.run(open_and_close(db_path))
+    conn = sqlite3.connect(db_path)
+    conn.execute("DROP TABLE acl_grants_migrated_0_2")  # docs/upgrading.md, once satisfied
+    conn.commit()
+    conn.close()
+    check = check_upgrade(db_path)
+    assert check is not None
+    assert check.status is Status.OK
+    assert "old table acl_grants_migrated_0_2 since dropped" in check.detail
+
+
+def test_doctor_check_is_silent_for_a_file_that_never_saw_0_2(db_path: Path) -> None:
+    asyncio.run(open_and_close(db_path))
+    assert check_upgrade(db_path) is None
+
+
+async def open_and_close(path: Path) -> None:
+    db = await Database.open(path)
+    await db.close()

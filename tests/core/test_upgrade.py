@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import signal
 import sqlite3
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -260,3 +264,67 @@ async def test_rolled_back_by_hand_then_upgraded_again(db_path: Path) -> None:
         assert await SqliteGrantStore(db).level("workflow", "w7", "alice") is Level.WRITE
     finally:
         await db.close()
+
+
+async def open_and_close(path: Path) -> legacy.Migrated | None:
+    db = await Database.open(path)
+    await db.close()
+    return db.legacy_migration
+
+
+def test_a_process_killed_mid_copy_leaves_the_file_and_the_next_start_migrates(
+    db_path: Path,
+) -> None:
+    """A real crash: SIGKILL while the copy runs (a slow trigger keeps it running)."""
+    asyncio.run(open_and_close(db_path))
+    write_legacy_db(
+        db_path, [("workflow", f"w{i:03}", "alice", 2, iso(T0), iso(T0)) for i in range(300)]
+    )
+    conn = sqlite3.connect(db_path)
+    conn.execute(
+        "CREATE TRIGGER slow AFTER INSERT ON grants BEGIN SELECT count(*) FROM ("
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 200000) "
+        "SELECT x FROM c); END"
+    )
+    conn.commit()
+    conn.close()
+    original, before = db_path.read_bytes(), dump(db_path)
+    child = subprocess.Popen(  # noqa: S603 (our own interpreter)
+        [
+            sys.executable,
+            "-c",
+            "import asyncio, sys; from lumid_core import Database; "
+            "asyncio.run(Database.open(sys.argv[1]))",
+            str(db_path),
+        ]
+    )
+    try:
+        probe = sqlite3.connect(db_path, timeout=0, isolation_level=None)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # until the child holds the write lock
+            try:
+                probe.execute("BEGIN IMMEDIATE")
+                probe.execute("ROLLBACK")
+            except sqlite3.OperationalError:
+                break
+            assert child.poll() is None, "the child finished before it could be killed"
+            time.sleep(0.01)
+        else:
+            pytest.fail("the child never started the migration")
+        probe.close()
+        time.sleep(0.3)  # well inside the copy (300 slow inserts take seconds)
+        assert child.poll() is None
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.wait(timeout=30)
+    assert child.returncode == -signal.SIGKILL
+    assert db_path.read_bytes() == original
+    assert dump(db_path) == before
+    assert len(dump(db_path, "acl_grants")) == 300
+    conn = sqlite3.connect(db_path)
+    conn.execute("DROP TRIGGER slow")
+    conn.commit()
+    conn.close()
+    moved = asyncio.run(open_and_close(db_path))
+    assert moved is not None
+    assert moved.rows == 300

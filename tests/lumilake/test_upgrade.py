@@ -10,7 +10,8 @@ from pathlib import Path
 
 import lumilake_hook
 import pytest
-from lumid_hooks import PrincipalContext, ResourceRef
+from fastapi import HTTPException
+from lumid_hooks import PermissionChecker, PrincipalContext, ResourceRef
 
 from lumid_fakes import FakeLumId, FakeOptimizer
 from lumid_fakes.legacy_db import LUMILAKE_BLOCK, dotenv, iso, write_legacy_db
@@ -20,8 +21,43 @@ RUNTIME_TOKEN = "runtime-SECRET-93be1d"
 T0 = time.time() - 7 * 86_400
 
 
-async def test_the_lumilake_block_installs(
-    fake_lumid: FakeLumId, db_path: Path, monkeypatch: pytest.MonkeyPatch
+LEGACY = [  # 0.2.1+: Lumilake's kinds job, trace, artifact in the shared table name
+    ("job", "j1", "alice", 2, iso(T0), iso(T0 + 1)),
+    ("trace", "tr1", "alice", 2, iso(T0), iso(T0 + 1)),
+    ("artifact", "j1/out.csv", "alice", 2, iso(T0), iso(T0 + 1)),
+    ("job", "j2", "bob", 2, iso(T0 + 2), iso(T0 + 3)),
+]
+
+
+def who(sub: str, *scopes: str) -> PrincipalContext:
+    return PrincipalContext(
+        principal_id=sub,
+        org_id="lumid",
+        external_id=sub,
+        principal_type="user",
+        scopes=list(scopes),
+    )
+
+
+async def allowed(
+    checker: PermissionChecker, p: PrincipalContext, kind: str, rid: str, action: str
+) -> bool:
+    denial: HTTPException | None = None
+    try:
+        await checker.require(p, ResourceRef(kind=kind, id=rid), action, logging.getLogger("t"))
+    except HTTPException as exc:
+        denial = exc
+    if denial is None:
+        return True
+    assert denial.status_code == 403
+    return False
+
+
+async def test_the_lumilake_block_installs_and_migrates(
+    fake_lumid: FakeLumId,
+    db_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     with FakeOptimizer(tokens=[RUNTIME_TOKEN]) as optimizer:
         env = dotenv(
@@ -33,23 +69,37 @@ async def test_the_lumilake_block_installs(
         )
         for key, value in env.items():
             monkeypatch.setenv(key, value)
-        write_legacy_db(db_path, [("job", "j1", "alice", 2, iso(T0), iso(T0))])
-        async with AsyncExitStack() as stack:
-            bindings = await stack.enter_async_context(lumilake_install())
-            assert isinstance(bindings, lumilake_hook.BaseBindings)
-            assert bindings.optimizer_providers  # the remote optimizer is on
-            (checker,) = bindings.permission_checkers
-            alice = PrincipalContext(
-                principal_id="alice",
-                org_id="lumid",
-                external_id="alice",
-                principal_type="user",
-                scopes=["lumilake:jobs:submit"],
-            )
-            await checker.require(
-                alice, ResourceRef(kind="job", id="j1"), "read", logging.getLogger()
-            )
+        write_legacy_db(db_path, LEGACY)
+        with caplog.at_level(logging.INFO, "lumid_lumilake_plugin"):
+            async with AsyncExitStack() as stack:
+                bindings = await stack.enter_async_context(lumilake_install())
+                assert isinstance(bindings, lumilake_hook.BaseBindings)
+                assert bindings.optimizer_providers  # the remote optimizer is on
+                (checker,) = bindings.permission_checkers
+                alice = who("alice", "lumilake:jobs:submit", "lumilake:trace:read")
+                bob = who("bob", "lumilake:jobs:submit", "lumilake:jobs:cancel")
+                assert await allowed(checker, alice, "job", "j1", "read")
+                assert await allowed(checker, alice, "trace", "tr1", "read")
+                assert await allowed(checker, alice, "artifact", "j1/out.csv", "read")
+                assert not await allowed(checker, alice, "job", "j2", "read")
+                assert not await allowed(checker, bob, "job", "j1", "read")
+                assert not await allowed(checker, bob, "artifact", "j1/out.csv", "read")
+                assert await allowed(checker, bob, "job", "j2", "cancel")
+                assert not await allowed(checker, alice, "job", "j1", "cancel")  # no cancel scope
+                log = logging.getLogger("t")
+                assert await checker.accessible_ids(alice, "job", "read", log) == frozenset({"j1"})
+                # Lumilake's startup reconcile: job refs only; j2 is gone, traces and
+                # artifacts are never swept.
+                (registrar,) = bindings.resource_registrars
+                await registrar.reconcile([ResourceRef(kind="job", id="j1")], log)
+                assert not await allowed(checker, bob, "job", "j2", "cancel")
+                assert await allowed(checker, alice, "trace", "tr1", "read")
+                assert await allowed(checker, alice, "artifact", "j1/out.csv", "read")
         assert optimizer.catalog_calls()[0].headers["authorization"] == f"Bearer {RUNTIME_TOKEN}"
+    (line,) = [r for r in caplog.records if "from the lumid-plugins" in r.getMessage()]
+    assert line.levelno == logging.INFO
+    assert "migrated 4 grants" in line.getMessage()
+    assert RUNTIME_TOKEN not in caplog.text
 
 
 async def test_the_0_2_0_lumilake_database_variable_still_points_at_its_grants(
