@@ -172,6 +172,7 @@ def test_acl_ls_shows_migrated_grants(cli: Cli, db_path: Path) -> None:
     write_legacy_db(db_path, ROWS, layout="0.2.0")
     r = cli("acl", "ls")
     assert r.returncode == 0, r.stderr
+    assert "lumid: note: migrated 3 grants from the lumid-plugins 0.2.0 table" in r.stderr
     lines = r.stdout.splitlines()
     assert lines[0].split() == ["KIND", "ID", "PRINCIPAL", "LEVEL", "GRANTED"]
     rows = [line.split() for line in lines[1:]]
@@ -180,6 +181,7 @@ def test_acl_ls_shows_migrated_grants(cli: Cli, db_path: Path) -> None:
     assert ["workflow", "w1", "alice", "write", granted] in rows
     assert rows[-1][:4] == ["workflow", "w1", "bob", "read"]
     r = cli("acl", "ls", "--principal", "bob")
+    assert "migrated" not in r.stderr  # once only
     assert [line.split()[:4] for line in r.stdout.splitlines()[1:]] == [
         ["workflow", "w1", "bob", "read"]
     ]
