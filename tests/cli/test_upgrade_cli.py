@@ -217,3 +217,22 @@ def test_doctor_check_is_silent_for_a_file_that_never_saw_0_2(db_path: Path) -> 
 async def open_and_close(path: Path) -> None:
     db = await Database.open(path)
     await db.close()
+
+
+def test_doctor_warns_when_lumilakes_0_2_database_is_ignored(
+    cli: Cli, fake_lumid: FakeLumId, db_path: Path, tmp_path: Path
+) -> None:
+    old = tmp_path / "old" / "lumid_lumilake_acl.sqlite"
+    env = {"LUM_ID_BASE_URL": fake_lumid.url, "LUMID_LUMILAKE_ACL_DB_PATH": str(old)}
+    r = cli("doctor", "--host", "lumilake", env=env)
+    line = _line(r, "upgrade")
+    assert line.startswith("WARN")
+    assert "LUMID_LUMILAKE_ACL_DB_PATH=" in line
+    assert "neither used nor migrated" in line
+    # Without LUMID_ACL_DB_PATH the old variable names the file: its grants migrate.
+    write_legacy_db(old, [("job", "j1", "alice", 2, iso(T0), iso(T0))])
+    r = cli("doctor", "--host", "lumilake", env={**env, "LUMID_ACL_DB_PATH": ""})
+    line = _line(r, "upgrade")
+    assert line.startswith("OK")
+    assert "1 grants migrated" in line
+    assert str(old) in _line(r, "database")

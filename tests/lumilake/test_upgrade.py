@@ -13,9 +13,11 @@ import pytest
 from fastapi import HTTPException
 from lumid_hooks import PermissionChecker, PrincipalContext, ResourceRef
 
+from lumid_core import load_settings
 from lumid_fakes import FakeLumId, FakeOptimizer
 from lumid_fakes.legacy_db import LUMILAKE_BLOCK, dotenv, iso, write_legacy_db
 from lumid_lumilake_plugin import install as lumilake_install
+from lumid_lumilake_plugin.settings import LumilakeSettings
 
 RUNTIME_TOKEN = "runtime-SECRET-93be1d"
 T0 = time.time() - 7 * 86_400
@@ -120,3 +122,24 @@ async def test_the_0_2_0_lumilake_database_variable_still_points_at_its_grants(
         ]
     finally:
         conn.close()
+
+
+async def test_both_database_variables_set_to_different_files_is_a_warning(
+    lumilake_env: dict[str, str],
+    db_path: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    old = tmp_path / "plugin-data" / "lumid_lumilake_acl.sqlite"
+    monkeypatch.setenv("LUMID_LUMILAKE_ACL_DB_PATH", str(old))
+    with caplog.at_level(logging.INFO, "lumid_lumilake_plugin"):
+        async with AsyncExitStack() as stack:
+            await stack.enter_async_context(lumilake_install())
+    (warning,) = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert "LUMID_LUMILAKE_ACL_DB_PATH=" in warning.getMessage()
+    assert "neither used nor migrated" in warning.getMessage()
+    settings = load_settings(LumilakeSettings)
+    assert settings.lumid_acl_db_path == db_path  # LUMID_ACL_DB_PATH wins
+    monkeypatch.setenv("LUMID_LUMILAKE_ACL_DB_PATH", str(db_path))  # the same file: fine
+    assert load_settings(LumilakeSettings).ignored_legacy_db_path is None

@@ -76,6 +76,15 @@ class LumilakeSettings(LumidSettings):
     LUMID_ACL_DB_PATH when that is not set, so an upgraded server opens (and
     migrates) the file that holds its grants instead of a new empty one."""
 
+    @property
+    def ignored_legacy_db_path(self) -> Path | None:
+        """LUMID_LUMILAKE_ACL_DB_PATH when it names another file than the one in use
+        (LUMID_ACL_DB_PATH is set too): its 0.2.x grants are neither used nor migrated."""
+        old = self.lumid_lumilake_acl_db_path
+        if old is None or old.expanduser() == self.lumid_acl_db_path.expanduser():
+            return None
+        return old
+
     @model_validator(mode="before")
     @classmethod
     def _legacy_db_path(cls, data: Any) -> Any:
