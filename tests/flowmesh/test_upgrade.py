@@ -107,6 +107,7 @@ async def test_every_migrated_grant_authorizes_its_owner_and_nobody_else(
     carol = await resolve(upgraded, fake_lumid, "carol", FULL)  # owns nothing
     for who, wf, tasks in ((alice, "w1", ("t1", "t2")), (bob, "w2", ("t3",))):
         assert await allowed(checker, who, "workflow", wf, "read")
+        assert await allowed(checker, who, "workflow", wf, "write")
         assert await allowed(checker, who, "workflow", wf, "cancel")
         for t in tasks:
             assert await allowed(checker, who, "task", t, "read")
@@ -117,6 +118,7 @@ async def test_every_migrated_grant_authorizes_its_owner_and_nobody_else(
     # bob's 0.2.x READ on w1: read, never cancel; and nothing on alice's tasks.
     assert await allowed(checker, bob, "workflow", "w1", "read")
     assert not await allowed(checker, bob, "workflow", "w1", "cancel")
+    assert not await allowed(checker, bob, "workflow", "w1", "write")
     assert not await allowed(checker, bob, "task", "t1", "read")
     assert not await allowed(checker, alice, "workflow", "w2", "read")
     log = logging.getLogger("t")
