@@ -32,6 +32,7 @@ from typing import Any, Final
 
 import aiosqlite
 
+from . import legacy
 from .dbfile import file_identity, write_server_record
 from .dbthread import Params, apply_batch, first_column, rollback
 
@@ -106,8 +107,13 @@ def _configure(conn: sqlite3.Connection, busy_ms: int) -> None:
     conn.execute("PRAGMA foreign_keys = ON")
 
 
-def _prepare_file(path: Path, env_var: str) -> None:
-    """Create the parent folder, check the file is a writable SQLite db, migrate it."""
+def _prepare_file(path: Path, env_var: str) -> legacy.Migrated | None:
+    """Create the parent folder, check the file is a writable SQLite db, migrate it.
+
+    Returns what was imported from a lumid-plugins 0.2.x table (`lumid_core.legacy`),
+    or None. The migration runs before the switch to WAL: in the file's own journal
+    mode a failed migration rolls back to the exact bytes it found.
+    """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -120,11 +126,6 @@ def _prepare_file(path: Path, env_var: str) -> None:
         raise DatabaseError(f"{env_var}={str(path)!r}: cannot open the database ({exc})") from None
     try:
         _configure(conn, OPEN_BUSY_TIMEOUT_MS)
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        if str(mode).lower() != "wal":
-            raise DatabaseError(
-                f"{env_var}={str(path)!r}: the database cannot use WAL mode (got {mode!r})"
-            )
         conn.execute("BEGIN IMMEDIATE")
         try:
             version = int(conn.execute("PRAGMA user_version").fetchone()[0])
@@ -137,11 +138,31 @@ def _prepare_file(path: Path, env_var: str) -> None:
                 for statement in MIGRATIONS[step].split(";"):
                     if statement.strip():
                         conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            try:
+                imported = legacy.migrate(conn)
+            except legacy.LegacyDataError as exc:
+                raise DatabaseError(
+                    f"{env_var}={str(path)!r}: cannot migrate the lumid-plugins 0.2.x grants: "
+                    f"{exc}; the file was left unchanged (docs/upgrading.md)"
+                ) from None
+            except sqlite3.Error as exc:
+                raise DatabaseError(
+                    f"{env_var}={str(path)!r}: migrating the lumid-plugins 0.2.x grants failed "
+                    f"({exc}); the file was left unchanged"
+                ) from None
+            if version != SCHEMA_VERSION:  # an open with nothing to do writes nothing
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:  # a trigger's RAISE(ROLLBACK) already ended it
+                conn.execute("ROLLBACK")
             raise
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise DatabaseError(
+                f"{env_var}={str(path)!r}: the database cannot use WAL mode (got {mode!r})"
+            )
+        return imported
     except DatabaseError:
         raise
     except sqlite3.DatabaseError as exc:
@@ -201,6 +222,8 @@ class Database:
         self._pending: list[_Write] = []
         self._flusher: asyncio.Task[None] | None = None
         self._closed = False
+        self.legacy_migration: legacy.Migrated | None = None
+        """What this open imported from a lumid-plugins 0.2.x table, if anything."""
         self.identity = file_identity(path)
         """(device, inode) of the file opened; `check_file` compares the path with it."""
         self.file_problem: str | None = None
@@ -224,7 +247,7 @@ class Database:
         doctor` and check every `IDENTITY_CHECK_SECONDS` that the path still names it.
         """
         path = Path(path).expanduser()
-        await asyncio.to_thread(_prepare_file, path, env_var)
+        imported = await asyncio.to_thread(_prepare_file, path, env_var)
         try:
             writer = await aiosqlite.connect(path, isolation_level=None)
             bulk = await aiosqlite.connect(path, isolation_level=None)
@@ -238,6 +261,7 @@ class Database:
         await bulk.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         _configure(point, POINT_BUSY_TIMEOUT_MS)
         db = cls(path, writer, bulk, point, env_var=env_var)
+        db.legacy_migration = imported
         if watch:
             db._record = db._write_record()
             db._watcher = asyncio.create_task(db._watch(), name=f"lumid-db-watch:{path.name}")
