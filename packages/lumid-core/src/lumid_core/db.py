@@ -28,7 +28,13 @@ from typing import Any, Final
 
 import aiosqlite
 
-__all__ = ["SCHEMA_VERSION", "Database", "DatabaseError"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "Database",
+    "DatabaseError",
+    "ReadOnlyDatabase",
+    "legacy_layout_problem",
+]
 
 log = logging.getLogger("lumid_core.db")
 
@@ -357,3 +363,141 @@ def _fail(future: asyncio.Future[None], exc: BaseException) -> None:
             future.set_exception(DatabaseError(f"{DB_ENV_VAR}: write failed ({exc})"))
         else:
             future.set_exception(exc)
+
+
+# -- read-only access (the `lumid` CLI's reading commands, `lumid doctor`) -------------
+
+READ_ONLY_BUSY_TIMEOUT_MS: Final = 2000
+"""A read-only reader waits at most this long (WAL readers never wait for a writer;
+only a rollback-journal file being committed can make one wait)."""
+
+
+def legacy_layout_problem(conn: sqlite3.Connection) -> str | None:
+    """Why a file in an older layout cannot be read as it is, or None when it can.
+
+    Hook point for layouts that only the server's first (writable) open migrates,
+    e.g. 0.2.x's `acl_grants` table, which becomes `grants`.
+    """
+    tables = {
+        str(r[0]) for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+    }
+    if "acl_grants" in tables and "grants" not in tables:
+        return (
+            "holds grants in the 0.2.x layout (table acl_grants) that the server migrates "
+            "on its first start; start the server once with this lumid-core, then read it"
+        )
+    return None
+
+
+def _read_only_uri(path: Path) -> str:
+    from urllib.parse import quote
+
+    return f"file:{quote(str(path.resolve()))}?mode=ro"
+
+
+def _check_read_only(path: Path, env_var: str) -> tuple[int, frozenset[str]]:
+    """(schema version, table names) of the file, opened read-only; `DatabaseError` if
+    it is missing, not a database, newer than this code or in a layout to migrate."""
+    where = f"{env_var}={str(path)!r}"
+    if not path.is_file():
+        raise DatabaseError(
+            f"{where}: no database there (the server creates it on its first start; check the path)"
+        )
+    try:
+        conn = sqlite3.connect(_read_only_uri(path), uri=True, isolation_level=None)
+    except sqlite3.Error as exc:
+        raise DatabaseError(f"{where}: cannot open the database read-only ({exc})") from None
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {READ_ONLY_BUSY_TIMEOUT_MS}")
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        tables = frozenset(
+            str(r[0]) for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        )
+        problem = legacy_layout_problem(conn)
+    except sqlite3.DatabaseError as exc:
+        reason = str(exc)
+        if "not a database" in reason:
+            reason = "the file exists but is not a SQLite database"
+        raise DatabaseError(f"{where}: cannot read it ({reason})") from None
+    finally:
+        conn.close()
+    if version > SCHEMA_VERSION:
+        raise DatabaseError(
+            f"{where}: schema version {version} is newer than this lumid-core understands "
+            f"({SCHEMA_VERSION}); upgrade lumid-core"
+        )
+    if problem is not None:
+        raise DatabaseError(f"{where}: {problem}")
+    return version, tables
+
+
+class ReadOnlyDatabase(Database):
+    """A `Database` opened read-only: no migration, no WAL switch, no write lock ever.
+
+    Opened with a `mode=ro` URI, so it works on a read-only mount, a `chmod 0444`
+    snapshot or backup, and never contends with a server writing the same file.
+    An older schema is read as it is: `schema_version` and `tables` say what is there.
+    Every write method raises `DatabaseError`.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        bulk: aiosqlite.Connection,
+        point: sqlite3.Connection,
+        *,
+        schema_version: int,
+        tables: frozenset[str],
+        env_var: str,
+    ) -> None:
+        super().__init__(path, bulk, bulk, point)
+        self.schema_version = schema_version
+        self.tables = tables
+        self._env_var = env_var
+
+    @classmethod
+    async def open_read_only(
+        cls, path: Path | str, *, env_var: str = DB_ENV_VAR
+    ) -> ReadOnlyDatabase:
+        """Open the existing database at `path` read-only.
+
+        Raises `DatabaseError` naming `env_var` when there is no database there, it is
+        not one, its schema is newer than this code, or it needs a server-side migration
+        before it can be read (`legacy_layout_problem`).
+        """
+        path = Path(path).expanduser()
+        version, tables = await asyncio.to_thread(_check_read_only, path, env_var)
+        uri = _read_only_uri(path)
+        try:
+            bulk = await aiosqlite.connect(uri, uri=True, isolation_level=None)
+            point = sqlite3.connect(uri, uri=True, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise DatabaseError(f"{env_var}={str(path)!r}: cannot open ({exc})") from None
+        await bulk.execute(f"PRAGMA busy_timeout = {READ_ONLY_BUSY_TIMEOUT_MS}")
+        point.execute(f"PRAGMA busy_timeout = {READ_ONLY_BUSY_TIMEOUT_MS}")
+        return cls(path, bulk, point, schema_version=version, tables=tables, env_var=env_var)
+
+    def require_table(self, table: str, what: str) -> None:
+        """Raise `DatabaseError` when `table` (holding `what`) is not in this file yet."""
+        if table not in self.tables:
+            raise DatabaseError(
+                f"{self._env_var}={str(self.path)!r}: schema v{self.schema_version} has no "
+                f"{what} yet (the server adds it, migrating to v{SCHEMA_VERSION}, on its "
+                "next start)"
+            )
+
+    def _refuse(self) -> DatabaseError:
+        return DatabaseError(f"{self._env_var}={str(self.path)!r}: opened read-only")
+
+    def write(self, sql: str, params: Params = ()) -> Awaitable[None]:
+        raise self._refuse()
+
+    async def transaction[T](self, work: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
+        raise self._refuse()
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._point.close()
+        await self._bulk.close()

@@ -17,6 +17,7 @@ from typing import Annotated, Any, Final, get_args
 from pydantic import AfterValidator, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .environ import DEFAULT_ACL_DB_PATH
 from .urls import HTTP_SCHEMES, UrlError, UrlPartRefused, check_url, is_cleartext_remote
 
 __all__ = [
@@ -28,8 +29,6 @@ __all__ = [
     "load_settings",
     "url_validator",
 ]
-
-DEFAULT_ACL_DB_PATH = Path("/app/plugin-data/lumid_acl.sqlite")
 
 
 class SettingsError(ValueError):
