@@ -525,3 +525,56 @@ def test_flowmesh_plugins_must_list_the_module(
     assert line.startswith(status), r.stdout
     assert "FLOWMESH_PLUGINS" in line
     assert r.returncode == (0 if status == "OK" else 1)
+
+
+# -- URL settings (issues 15 and 16) -------------------------------------------------
+
+
+def test_a_bad_runmesh_port_is_named_and_the_other_checks_still_run(
+    cli: Cli, flowmesh_env: dict[str, str], fleet_key: str
+) -> None:
+    r = cli(
+        "doctor", "--host", "flowmesh", env={"RUNMESH_BILLING_BASE_URL": "http://127.0.0.1:abc"}
+    )
+    assert r.returncode == 1
+    assert "Traceback" not in r.stdout + r.stderr
+    assert "crashed" not in r.stdout
+    lines = _lines(r)
+    assert lines["settings"] == ["FAIL"]
+    assert "RUNMESH_BILLING_BASE_URL: has an invalid port" in _line(r, "settings")
+    for name in ("database", "lum.id", "billing outbox", "api key"):
+        assert lines[name] == ["OK"], r.stdout
+    assert "billing" not in lines  # the check that would use the bad URL is left out
+    _no_secret(r, BRIDGE_SECRET, fleet_key)
+
+
+def test_a_bad_lum_id_url_is_named_without_a_traceback(
+    cli: Cli, flowmesh_env: dict[str, str], fleet_key: str
+) -> None:
+    r = cli("doctor", "--host", "flowmesh", "--json", env={"LUM_ID_BASE_URL": "http://lum.id:abc"})
+    assert r.returncode == 1
+    assert "Traceback" not in r.stdout + r.stderr
+    doc = json.loads(r.stdout)
+    by_name = {c["check"]: c for c in doc["checks"]}
+    assert by_name["settings"]["env_var"] == "LUM_ID_BASE_URL"
+    assert "lum.id" not in by_name  # never sent to the default (the real lum.id)
+    assert by_name["database"]["status"] == "OK"
+
+
+def test_clear_text_http_fails_and_the_opt_out_warns(
+    cli: Cli, flowmesh_env: dict[str, str], fake_lumid: FakeLumId, runmesh: FakeRunmesh
+) -> None:
+    # 127.0.0.2 is not one of the loopback names the rule (Lumilake's) accepts, yet
+    # nothing listens there: the probe the opt-out allows never leaves the machine.
+    env = {"RUNMESH_BILLING_BASE_URL": "http://127.0.0.2:9/api"}
+    refused = cli("doctor", "--host", "flowmesh", env=env)
+    assert refused.returncode == 1
+    line = _line(refused, "settings")
+    assert line.startswith("FAIL")
+    assert "RUNMESH_BILLING_BASE_URL: sends a credential in clear text" in line
+    assert "billing" not in _lines(refused)  # nothing sent to it
+    allowed = cli("doctor", "--host", "flowmesh", env={**env, "LUMID_ALLOW_INSECURE_HTTP": "1"})
+    warn = [ln for ln in allowed.stdout.splitlines() if ln.startswith("WARN  settings")]
+    assert len(warn) == 1, allowed.stdout
+    assert "RUNMESH_BILLING_BASE_URL is http:// to a non-loopback host" in warn[0]
+    assert "LUMID_ALLOW_INSECURE_HTTP=1" in warn[0]

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -390,9 +391,21 @@ def legacy_layout_problem(conn: sqlite3.Connection) -> str | None:
 
 
 def _read_only_uri(path: Path) -> str:
+    """`mode=ro`; on a read-only mount with no `-shm` file beside a WAL database
+    (SQLite cannot create one there) `immutable=1`, as nothing can write it either."""
     from urllib.parse import quote
 
-    return f"file:{quote(str(path.resolve()))}?mode=ro"
+    uri = f"file:{quote(str(path.resolve()))}?mode=ro"
+    try:
+        probe = sqlite3.connect(uri, uri=True)
+        try:
+            probe.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        finally:
+            probe.close()
+    except sqlite3.Error as exc:  # anything else: the caller's open reports it
+        if "unable to open" in str(exc) and not os.access(path.parent, os.W_OK):
+            return uri + "&immutable=1"
+    return uri
 
 
 def _check_read_only(path: Path, env_var: str) -> tuple[int, frozenset[str]]:
