@@ -31,7 +31,8 @@ async def test_ids_up_to_the_limit_work_and_longer_ones_are_denied(
     await registrar.register(alice, ResourceRef(kind="workflow", id=at_limit), LOG)
     await checker.require(alice, ResourceRef(kind="workflow", id=at_limit), "write", LOG)
     ids = await checker.accessible_ids(alice, "workflow", "write", LOG)
-    assert ids is not None and at_limit in ids
+    assert ids is not None
+    assert at_limit in ids
 
     over = at_limit + "x"
     with pytest.raises(HTTPException) as refused:
