@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from importlib.metadata import entry_points
 from typing import Final
 
 __all__ = ["DOCTOR_GROUP", "KNOWN_HOSTS", "installed_hosts"]
@@ -20,4 +19,6 @@ KNOWN_HOSTS: Final[Mapping[str, str]] = {
 
 def installed_hosts() -> dict[str, str]:
     """Host name -> entry-point value for every installed host doctor."""
+    from importlib.metadata import entry_points  # slow to import: only when asked
+
     return {ep.name: ep.value for ep in entry_points(group=DOCTOR_GROUP)}

@@ -9,7 +9,6 @@ runs, so `lumid --help` starts without pydantic, httpx or fastapi.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import errno
 import os
 import sys
@@ -20,7 +19,7 @@ from typing import Any
 from lumid_core import __version__
 
 from . import acl, billing, doctor
-from ._common import CliError, printable
+from ._common import CliError, UsageError, printable
 
 __all__ = ["build_parser", "main"]
 
@@ -63,6 +62,8 @@ def _quiet_stdout() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    import asyncio  # after parsing: `--help` and usage errors never need it
+
     run: Callable[[argparse.Namespace], Coroutine[Any, Any, int]] = args.run
     command = _command(args)
     try:
@@ -71,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
     except CliError as exc:
         print(f"lumid: error: {exc}", file=sys.stderr)
-        return 1
+        return 2 if isinstance(exc, UsageError) else 1
     except KeyboardInterrupt:
         print(f"{command}: interrupted", file=sys.stderr)
         return 130

@@ -21,6 +21,7 @@ __all__ = [
     "DB_ENV_VAR",
     "CliError",
     "DbLocation",
+    "UsageError",
     "add_db_option",
     "emit_json",
     "id_problem",
@@ -37,6 +38,10 @@ DB_ENV_VAR: Final = "LUMID_ACL_DB_PATH"
 
 class CliError(Exception):
     """An operation failed: printed as `lumid: error: ...`, exit status 1."""
+
+
+class UsageError(CliError):
+    """A usage mistake found only when the command runs: exit status 2, like argparse's."""
 
 
 @dataclass(frozen=True)

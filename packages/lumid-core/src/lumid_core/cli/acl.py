@@ -11,20 +11,17 @@ in force as soon as the command returns.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import math
-import sqlite3
 import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final, TextIO
+from typing import TYPE_CHECKING, Any, Final, TextIO
 
-from lumid_core.db import Database, DatabaseError
 from lumid_core.hosts import installed_hosts
-from lumid_core.store import Grant, Level, SqliteGrantStore
+from lumid_core.store.base import Grant, Level
 
 from ._common import (
     CliError,
@@ -37,6 +34,10 @@ from ._common import (
     printable,
     resource_id,
 )
+
+if TYPE_CHECKING:  # the database layer is imported when a command runs, not for --help
+    from lumid_core.db import Database
+    from lumid_core.store import SqliteGrantStore
 
 __all__ = ["add_parser"]
 
@@ -167,6 +168,8 @@ _LS_SIZING_ROWS: Final = 1000
 
 
 async def _ls(args: argparse.Namespace) -> int:
+    from lumid_core.store import SqliteGrantStore
+
     db = await open_db_read_only(locate_db(args.db), needs="grants")
     widths: list[int] | None = None
     first: list[tuple[str, ...]] = []
@@ -243,6 +246,8 @@ def check_kind(kind: str) -> None:
 
 
 async def _grant(args: argparse.Namespace) -> int:
+    from lumid_core.store import SqliteGrantStore
+
     level = Level.parse(args.level)
     if not args.any_kind:
         check_kind(args.kind)
@@ -270,6 +275,8 @@ async def _grant(args: argparse.Namespace) -> int:
 
 
 async def _revoke(args: argparse.Namespace) -> int:
+    from lumid_core.store import SqliteGrantStore
+
     db = await open_db(locate_db(args.db), create=False)
     try:
         principal = await _principal(db, args)
@@ -297,6 +304,8 @@ def _grant_json(g: Grant) -> dict[str, Any]:
 
 
 async def _export(args: argparse.Namespace) -> int:
+    from lumid_core.store import SqliteGrantStore
+
     db = await open_db_read_only(locate_db(args.db), needs="grants")
     count = 0
     try:
@@ -390,6 +399,8 @@ def _read_lines(name: str) -> tuple[list[Grant], str]:
 async def _import_batch(store: SqliteGrantStore, batch: list[Grant]) -> int:
     """Import `batch`, in transactions bounded by IMPORT_TRANSACTION_SECONDS: one that
     runs longer is rolled back and its half-batches retried (an upsert is idempotent)."""
+    import asyncio
+
     try:
         return await asyncio.wait_for(store.import_grants(batch), IMPORT_TRANSACTION_SECONDS)
     except TimeoutError:
@@ -405,6 +416,12 @@ async def _import_batch(store: SqliteGrantStore, batch: list[Grant]) -> int:
 
 
 async def _import(args: argparse.Namespace) -> int:
+    import asyncio
+    import sqlite3
+
+    from lumid_core.db import DatabaseError
+    from lumid_core.store import SqliteGrantStore
+
     grants, source = _read_lines(args.file)
     if not args.any_kind:
         for kind in sorted({g.kind for g in grants}):

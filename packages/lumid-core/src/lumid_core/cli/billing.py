@@ -11,10 +11,11 @@ import argparse
 import sys
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, Final
 
-from lumid_core.db import Database
-from lumid_core.outbox import STATES, Outbox, OutboxEntry
+if TYPE_CHECKING:  # the database layer is imported when a command runs, not for --help
+    from lumid_core.db import Database
+    from lumid_core.outbox import OutboxEntry
 
 from ._common import (
     CliError,
@@ -28,6 +29,9 @@ from ._common import (
 )
 
 __all__ = ["add_parser"]
+
+STATES: Final = ("pending", "held", "delivered", "dead")
+"""`lumid_core.outbox.STATES`, spelled out so `--help` needs no database layer."""
 
 MAX_LIMIT = 1_000_000
 """The most rows `billing ls --limit` lists (SQLite's LIMIT is a 64-bit integer)."""
@@ -119,6 +123,8 @@ def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
 
 
 async def _status(args: argparse.Namespace) -> int:
+    from lumid_core.outbox import Outbox
+
     db = await open_db_read_only(locate_db(args.db), needs="outbox")
     try:
         stats = {sink: await Outbox(db, sink).stats() for sink in await _sinks(db, args.sink)}
@@ -177,6 +183,8 @@ def _entry_json(e: OutboxEntry) -> dict[str, Any]:
 
 
 async def _ls(args: argparse.Namespace) -> int:
+    from lumid_core.outbox import Outbox
+
     state: str | None = "dead" if args.dead else args.state
     db = await open_db_read_only(locate_db(args.db), needs="outbox")
     try:
@@ -214,6 +222,8 @@ async def _ls(args: argparse.Namespace) -> int:
 
 
 async def _retry(args: argparse.Namespace) -> int:
+    from lumid_core.outbox import Outbox
+
     db = await open_db(locate_db(args.db), create=False)
     try:
         sinks = await _sinks(db, args.sink)

@@ -6,12 +6,11 @@ import argparse
 import os
 import re
 from collections.abc import Mapping
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 from lumid_core.hosts import KNOWN_HOSTS, installed_hosts
 
-from ._common import emit_json
+from ._common import UsageError, emit_json, printable
 
 if TYPE_CHECKING:
     from lumid_core.doctor import Check
@@ -23,7 +22,6 @@ _PROBLEM = re.compile(r"(?:^|; )([A-Z][A-Z0-9_]*): ")
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    hosts = sorted(set(KNOWN_HOSTS) | set(installed_hosts()))
     doctor = sub.add_parser(
         "doctor",
         help="check the configuration before starting a server",
@@ -31,7 +29,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "ACL database, lum.id and (per host) billing, the optimizer and the API key. "
         "One line per check; exits 1 on any FAIL. Never prints a secret.",
     )
-    doctor.add_argument("--host", required=True, choices=hosts, help="the server this is for")
+    doctor.add_argument(
+        "--host",
+        required=True,
+        metavar="{" + ",".join(sorted(KNOWN_HOSTS)) + "}",
+        help="the server this is for (or another installed host plugin's name)",
+    )
     doctor.add_argument("--json", action="store_true", help="one JSON document")
     doctor.set_defaults(run=_doctor)
 
@@ -52,6 +55,8 @@ def _settings_failures(exc: SettingsError) -> list[Check]:
 
 
 def _wheel_version(wheel: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
         return version(wheel)
     except PackageNotFoundError:
@@ -159,6 +164,13 @@ async def run_checks(host: str, environ: Mapping[str, str] = os.environ) -> list
 
 async def _doctor(args: argparse.Namespace) -> int:
     from lumid_core.doctor import Status
+
+    hosts = sorted(set(KNOWN_HOSTS) | set(installed_hosts()))
+    if args.host not in hosts:
+        raise UsageError(
+            f"argument --host: invalid choice: {printable(args.host)!r} "
+            f"(choose from {', '.join(hosts)})"
+        )
 
     checks = await run_checks(args.host)
     failed = any(c.status is Status.FAIL for c in checks)
