@@ -409,6 +409,12 @@ async def _import_batch(store: SqliteGrantStore, batch: list[Grant]) -> int:
                 f"one grant could not be written within {IMPORT_TRANSACTION_SECONDS:g}s "
                 "(is another process holding the database's write lock?)"
             ) from None
+    print(
+        f"lumid acl import: a batch of {len(batch)} grants took over "
+        f"{IMPORT_TRANSACTION_SECONDS:g}s (the database is busy); rolled back, retrying in "
+        "halves",
+        file=sys.stderr,
+    )
     half = len(batch) // 2
     first = await _import_batch(store, batch[:half])
     await asyncio.sleep(IMPORT_PAUSE_SECONDS)
