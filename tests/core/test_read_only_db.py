@@ -42,5 +42,5 @@ async def test_a_missing_file_is_not_created(tmp_path: Path) -> None:
 async def test_a_file_that_is_not_a_database_is_named(tmp_path: Path) -> None:
     path = tmp_path / "junk.sqlite"
     path.write_bytes(b"not a database at all" * 100)
-    with pytest.raises(DatabaseError, match="LUMID_ACL_DB_PATH=.*not a SQLite database"):
+    with pytest.raises(DatabaseError, match=r"LUMID_ACL_DB_PATH=.*not a SQLite database"):
         await ReadOnlyDatabase.open_read_only(path)
