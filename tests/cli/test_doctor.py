@@ -578,3 +578,15 @@ def test_clear_text_http_fails_and_the_opt_out_warns(
     assert len(warn) == 1, allowed.stdout
     assert "RUNMESH_BILLING_BASE_URL is http:// to a non-loopback host" in warn[0]
     assert "LUMID_ALLOW_INSECURE_HTTP=1" in warn[0]
+
+
+def test_a_bad_optimizer_url_is_named_and_not_reported_as_off(
+    cli: Cli, fake_lumid: FakeLumId
+) -> None:
+    env = {"LUM_ID_BASE_URL": fake_lumid.url, "LUMILAKE_REMOTE_OPTIMIZER_URL": "https://o.io:abc"}
+    r = cli("doctor", "--host", "lumilake", env=env)
+    assert r.returncode == 1
+    assert "Traceback" not in r.stdout + r.stderr
+    assert "LUMILAKE_REMOTE_OPTIMIZER_URL: has an invalid port" in _line(r, "settings")
+    assert "optimizer" not in _lines(r)  # not "off": it is set, and wrong
+    assert _lines(r)["lum.id"] == ["OK"]
