@@ -3,7 +3,8 @@
 Each command runs as a fresh process (as an operator or a script runs it), so the
 figure includes interpreter start-up and every import the command makes. The limit
 line is `python -c pass` measured in the same run; the targets are absolute
-(issue 14): `lumid --help` under 0.2 s, `lumid acl ls` on 100 grants under 0.3 s.
+(issue 14): `lumid --help` under 0.2 s, `lumid acl ls` on 100 grants under 0.3 s
+(and `lumid billing status`, the other everyday read, under the same 0.3 s).
 """
 
 from __future__ import annotations
@@ -64,10 +65,10 @@ async def run_cli(quick: bool, workdir: Path) -> list[Result]:
     bare, bare_best = await asyncio.to_thread(_wall, [sys.executable, "-c", "pass"], env, runs)
     no_site, _ = await asyncio.to_thread(_wall, [sys.executable, "-S", "-c", "pass"], env, runs)
     lumid = _lumid()
-    lines = [
+    lines: list[tuple[str, list[str], float]] = [
         ("cli cold start: lumid --help", ["--help"], 0.2),
         (f"cli cold start: lumid acl ls ({GRANTS} grants)", ["acl", "ls"], 0.3),
-        ("cli cold start: lumid billing status", ["billing", "status"], None),
+        ("cli cold start: lumid billing status", ["billing", "status"], 0.3),
     ]
     results: list[Result] = []
     for name, args, target in lines:
@@ -80,8 +81,8 @@ async def run_cli(quick: bool, workdir: Path) -> list[Result]:
                 limit=bare * 1000,
                 limit_label="python -c pass",
                 ratio=median / bare,
-                target="" if target is None else f"< {target * 1000:.0f} ms",
-                passed=None if target is None else median < target,
+                target=f"< {target * 1000:.0f} ms",
+                passed=median < target,
                 notes={
                     "best_ms": round(best * 1000, 1),
                     "python_-S_-c_pass_ms": round(no_site * 1000, 1),
