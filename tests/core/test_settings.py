@@ -142,6 +142,10 @@ class _WithDatabaseUrl(LumidSettings):
     some_dsn: (
         Annotated[str, url_validator(schemes=POSTGRES_SCHEMES, credentials=True, query=True)] | None
     ) = None
+    secret_dsn: (
+        Annotated[SecretStr, url_validator(schemes=POSTGRES_SCHEMES, credentials=True, query=True)]
+        | None
+    ) = None
 
 
 def test_the_validator_serves_a_postgresql_url_too(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -156,3 +160,14 @@ def test_the_validator_serves_a_postgresql_url_too(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("SOME_DSN", "http://db.internal/lumid")
     with pytest.raises(SettingsError, match="SOME_DSN: must be a postgres"):
         load_settings(_WithDatabaseUrl)
+
+
+def test_a_secret_url_is_validated_and_never_echoed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SECRET_DSN", " postgresql://lumid:hunter2@db:5432/lumid ")
+    settings = load_settings(_WithDatabaseUrl)
+    assert settings.secret_dsn is not None
+    assert settings.secret_dsn.get_secret_value() == "postgresql://lumid:hunter2@db:5432/lumid"
+    monkeypatch.setenv("SECRET_DSN", "postgresql://lumid:hunter2@db:99999/lumid")
+    with pytest.raises(SettingsError, match="SECRET_DSN: has an invalid port") as caught:
+        load_settings(_WithDatabaseUrl)
+    assert "hunter2" not in str(caught.value)

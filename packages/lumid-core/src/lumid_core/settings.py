@@ -42,19 +42,27 @@ def url_validator(
     query: bool = False,
     why: str = "",
 ) -> AfterValidator:
-    """A pydantic validator running `lumid_core.urls.check_url` with these rules.
+    """A pydantic validator running `lumid_core.urls.check_url` with these rules, on a
+    `str` or a `SecretStr` field (e.g. a `postgresql://` URL with a password).
 
     `why` is appended when a refused part (credentials, query, fragment) is present,
     e.g. to say where the credential goes instead.
     """
 
-    def validate(value: str) -> str:
+    def check(value: str) -> str:
         try:
             return check_url(value, schemes=schemes, credentials=credentials, query=query)
         except UrlPartRefused as exc:
             raise ValueError(f"{exc}{why}") from None
         except UrlError as exc:
             raise ValueError(str(exc)) from None
+
+    def validate(value: str | SecretStr) -> str | SecretStr:
+        # A URL holding a password (a database URL) is a SecretStr: checked the same
+        # way, kept secret (the error never repeats the value).
+        if isinstance(value, SecretStr):
+            return SecretStr(check(value.get_secret_value()))
+        return check(value)
 
     return AfterValidator(validate)
 
