@@ -137,14 +137,22 @@ def test_an_older_schema_is_read_as_it_is_and_not_migrated(cli: Cli, db_path: Pa
 
 
 def test_an_unmigrated_0_2_layout_is_a_clear_message(cli: Cli, db_path: Path) -> None:
-    db_path.parent.mkdir(parents=True)
-    with sqlite3.connect(db_path) as conn:
-        conn.execute("CREATE TABLE acl_grants (kind TEXT, id TEXT, principal_id TEXT)")
-    r = cli("acl", "ls")
-    assert r.returncode == 1
-    assert "0.2.x layout" in r.stderr
-    assert "LUMID_ACL_DB_PATH" in r.stderr
-    _no_traceback(r)
+    from lumid_fakes.legacy_db import iso, write_legacy_db
+
+    now = iso(time.time())
+    write_legacy_db(db_path, [("workflow", "wf-1", "bob", 2, now, now)])
+    before = db_path.read_bytes()
+    for args in (["acl", "ls"], ["acl", "export"]):
+        r = cli(*args)
+        assert r.returncode == 1
+        assert "1 grants in the lumid-plugins 0.2.x table acl_grants" in r.stderr
+        assert "not migrated yet" in r.stderr
+        assert "LUMID_ACL_DB_PATH" in r.stderr
+        _no_traceback(r)
+    assert db_path.read_bytes() == before  # reading migrates nothing
+    doctor = cli("doctor", "--host", "flowmesh")
+    assert "unmigrated lumid-plugins 0.2.1+ table acl_grants holds 1 grants" in doctor.stdout
+    assert db_path.read_bytes() == before
 
 
 def test_a_newer_schema_is_refused(cli: Cli, db_path: Path) -> None:

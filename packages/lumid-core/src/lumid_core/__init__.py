@@ -10,7 +10,9 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+__version__: str
+"""The installed version, from the distribution metadata (pyproject.toml is its one
+source); read on first use, as importing importlib.metadata slows every `lumid` start."""
 
 _EXPORTS: dict[str, str] = {
     "CoreRuntime": "runtime",
@@ -71,6 +73,11 @@ if TYPE_CHECKING:
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        from importlib.metadata import version
+
+        globals()["__version__"] = value = version("lumid-core")
+        return value
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'lumid_core' has no attribute {name!r}")

@@ -29,6 +29,8 @@ from typing import Any, Final
 
 import aiosqlite
 
+from . import legacy
+
 __all__ = [
     "SCHEMA_VERSION",
     "Database",
@@ -103,8 +105,13 @@ def _configure(conn: sqlite3.Connection, busy_ms: int) -> None:
     conn.execute("PRAGMA foreign_keys = ON")
 
 
-def _prepare_file(path: Path, env_var: str) -> None:
-    """Create the parent folder, check the file is a writable SQLite db, migrate it."""
+def _prepare_file(path: Path, env_var: str) -> legacy.Migrated | None:
+    """Create the parent folder, check the file is a writable SQLite db, migrate it.
+
+    Returns what was imported from a lumid-plugins 0.2.x table (`lumid_core.legacy`),
+    or None. The migration runs before the switch to WAL: in the file's own journal
+    mode a failed migration rolls back to the exact bytes it found.
+    """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -117,11 +124,6 @@ def _prepare_file(path: Path, env_var: str) -> None:
         raise DatabaseError(f"{env_var}={str(path)!r}: cannot open the database ({exc})") from None
     try:
         _configure(conn, BUSY_TIMEOUT_MS)
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        if str(mode).lower() != "wal":
-            raise DatabaseError(
-                f"{env_var}={str(path)!r}: the database cannot use WAL mode (got {mode!r})"
-            )
         conn.execute("BEGIN IMMEDIATE")
         try:
             version = int(conn.execute("PRAGMA user_version").fetchone()[0])
@@ -134,11 +136,31 @@ def _prepare_file(path: Path, env_var: str) -> None:
                 for statement in MIGRATIONS[step].split(";"):
                     if statement.strip():
                         conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            try:
+                imported = legacy.migrate(conn)
+            except legacy.LegacyDataError as exc:
+                raise DatabaseError(
+                    f"{env_var}={str(path)!r}: cannot migrate the lumid-plugins 0.2.x grants: "
+                    f"{exc}; the file was left unchanged (docs/upgrading.md)"
+                ) from None
+            except sqlite3.Error as exc:
+                raise DatabaseError(
+                    f"{env_var}={str(path)!r}: migrating the lumid-plugins 0.2.x grants failed "
+                    f"({exc}); the file was left unchanged"
+                ) from None
+            if version != SCHEMA_VERSION:  # an open with nothing to do writes nothing
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:  # a trigger's RAISE(ROLLBACK) already ended it
+                conn.execute("ROLLBACK")
             raise
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise DatabaseError(
+                f"{env_var}={str(path)!r}: the database cannot use WAL mode (got {mode!r})"
+            )
+        return imported
     except DatabaseError:
         raise
     except sqlite3.DatabaseError as exc:
@@ -189,6 +211,8 @@ class Database:
         self._pending: list[_Write] = []
         self._flusher: asyncio.Task[None] | None = None
         self._closed = False
+        self.legacy_migration: legacy.Migrated | None = None
+        """What this open imported from a lumid-plugins 0.2.x table, if anything."""
 
     def __repr__(self) -> str:
         return f"Database({str(self.path)!r})"
@@ -200,7 +224,7 @@ class Database:
         Raises `DatabaseError` naming `env_var` when the path is not usable.
         """
         path = Path(path).expanduser()
-        await asyncio.to_thread(_prepare_file, path, env_var)
+        imported = await asyncio.to_thread(_prepare_file, path, env_var)
         try:
             writer = await aiosqlite.connect(path, isolation_level=None)
             bulk = await aiosqlite.connect(path, isolation_level=None)
@@ -213,7 +237,9 @@ class Database:
         await writer.execute("PRAGMA temp_store = FILE")
         await bulk.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         _configure(point, POINT_BUSY_TIMEOUT_MS)
-        return cls(path, writer, bulk, point)
+        db = cls(path, writer, bulk, point)
+        db.legacy_migration = imported
+        return db
 
     async def close(self) -> None:
         if self._closed:
@@ -376,16 +402,18 @@ only a rollback-journal file being committed can make one wait)."""
 def legacy_layout_problem(conn: sqlite3.Connection) -> str | None:
     """Why a file in an older layout cannot be read as it is, or None when it can.
 
-    Hook point for layouts that only the server's first (writable) open migrates,
-    e.g. 0.2.x's `acl_grants` table, which becomes `grants`.
+    A lumid-plugins 0.2.x `acl_grants` table with rows in it (`lumid_core.legacy`)
+    is migrated only by a writable open (the server's, or a writing `lumid`
+    command's): until then those grants are not in `grants`, so a read would
+    silently leave them out.
     """
-    tables = {
-        str(r[0]) for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-    }
-    if "acl_grants" in tables and "grants" not in tables:
+    pending = legacy.status(conn).pending_rows
+    if pending:
         return (
-            "holds grants in the 0.2.x layout (table acl_grants) that the server migrates "
-            "on its first start; start the server once with this lumid-core, then read it"
+            f"holds {pending} grants in the lumid-plugins 0.2.x table "
+            f"{legacy.LEGACY_TABLE} that are not migrated yet (the server migrates them "
+            "on its next start, as does a writing command such as `lumid acl grant`); "
+            "reading commands only read, see `lumid doctor` and docs/upgrading.md"
         )
     return None
 
@@ -408,7 +436,9 @@ def _read_only_uri(path: Path) -> str:
     return uri
 
 
-def _check_read_only(path: Path, env_var: str) -> tuple[int, frozenset[str]]:
+def _check_read_only(
+    path: Path, env_var: str, legacy_ok: bool = False
+) -> tuple[int, frozenset[str]]:
     """(schema version, table names) of the file, opened read-only; `DatabaseError` if
     it is missing, not a database, newer than this code or in a layout to migrate."""
     where = f"{env_var}={str(path)!r}"
@@ -426,7 +456,7 @@ def _check_read_only(path: Path, env_var: str) -> tuple[int, frozenset[str]]:
         tables = frozenset(
             str(r[0]) for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
         )
-        problem = legacy_layout_problem(conn)
+        problem = None if legacy_ok else legacy_layout_problem(conn)
     except sqlite3.DatabaseError as exc:
         reason = str(exc)
         if "not a database" in reason:
@@ -470,16 +500,17 @@ class ReadOnlyDatabase(Database):
 
     @classmethod
     async def open_read_only(
-        cls, path: Path | str, *, env_var: str = DB_ENV_VAR
+        cls, path: Path | str, *, env_var: str = DB_ENV_VAR, legacy_ok: bool = False
     ) -> ReadOnlyDatabase:
         """Open the existing database at `path` read-only.
 
         Raises `DatabaseError` naming `env_var` when there is no database there, it is
         not one, its schema is newer than this code, or it needs a server-side migration
-        before it can be read (`legacy_layout_problem`).
+        before it can be read (`legacy_layout_problem`; `legacy_ok` reads it anyway, for
+        a caller that reports the pending migration itself, as `lumid doctor` does).
         """
         path = Path(path).expanduser()
-        version, tables = await asyncio.to_thread(_check_read_only, path, env_var)
+        version, tables = await asyncio.to_thread(_check_read_only, path, env_var, legacy_ok)
         uri = _read_only_uri(path)
         try:
             bulk = await aiosqlite.connect(uri, uri=True, isolation_level=None)

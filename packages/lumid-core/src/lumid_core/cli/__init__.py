@@ -16,12 +16,30 @@ import traceback
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
-from lumid_core import __version__
-
 from . import acl, billing, doctor
 from ._common import CliError, UsageError, printable
 
 __all__ = ["build_parser", "main"]
+
+
+class _Version(argparse.Action):
+    """`--version`, reading the installed version only when asked (importlib.metadata
+    is slow to import, and every other command would pay for it)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        import lumid_core
+
+        print(f"lumid-core {lumid_core.__version__}")
+        parser.exit()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Operate the lum.id host plugins: check a server's configuration, "
         "share resources, inspect billing.",
     )
-    parser.add_argument("--version", action="version", version=f"lumid-core {__version__}")
+    parser.add_argument("--version", action=_Version, help="show the version and exit")
     parser.add_argument(
         "--debug", action="store_true", help="print the traceback of an unexpected error"
     )

@@ -88,6 +88,7 @@ async def run_checks(host: str, environ: Mapping[str, str] = os.environ) -> list
         Status,
         check_database,
         check_lumid,
+        check_upgrade,
         load_host_doctor,
     )
     from lumid_core.identity import make_http_client
@@ -140,6 +141,8 @@ async def run_checks(host: str, environ: Mapping[str, str] = os.environ) -> list
         db_check, db = await check_database(settings.lumid_acl_db_path)
         checks.append(db_check)
         not_created = db is None and db_check.status is Status.OK
+        if (upgrade := check_upgrade(settings.lumid_acl_db_path)) is not None:
+            checks.append(upgrade)
     http = make_http_client(settings)
     try:
         ctx = DoctorContext(
