@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 from .bench_billing import run_billing
+from .bench_cli import run_cli
 from .bench_identity import run_identity, run_memory
 from .bench_store import run_store
 from .common import Result
@@ -27,6 +28,7 @@ SUITES: dict[str, Suite] = {
     "store": run_store,
     "billing": run_billing,
     "memory": run_memory,
+    "cli": run_cli,
 }
 
 

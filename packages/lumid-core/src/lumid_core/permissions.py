@@ -30,6 +30,7 @@ from typing import Final
 from fastapi import HTTPException
 from lumid_hooks import PrincipalContext, ResourceRef
 
+from .limits import MAX_ID_BYTES
 from .store import GrantStore, Level
 from .unavailable import guarded
 
@@ -139,6 +140,8 @@ class PermissionEngine:
         rid = resource.id
         if kind not in self._kinds or action not in self._levels:
             raise _deny(kind, rid, action, "unknown kind or action")
+        if rid is not None and len(rid) > _SHORT_ID_CHARS and id_too_long(rid):
+            raise _deny(kind, rid[:64] + "...", action, f"id longer than {MAX_ID_BYTES} bytes")
         scopes = principal.scopes
         admin = self._admin
         for s in scopes:
@@ -192,6 +195,15 @@ class PermissionEngine:
             self._store.ids(self._owner.get(kind, kind), principal.principal_id, needed),
             "accessible_ids",
         )
+
+
+_SHORT_ID_CHARS: Final = MAX_ID_BYTES // 4
+"""Ids of at most this many characters are within MAX_ID_BYTES however encoded."""
+
+
+def id_too_long(rid: str) -> bool:
+    """Whether `rid` exceeds MAX_ID_BYTES in UTF-8 (no grant can exist for it)."""
+    return len(rid.encode("utf-8", "surrogatepass")) > MAX_ID_BYTES
 
 
 def _deny(kind: str, rid: str | None, action: str, why: str) -> HTTPException:

@@ -46,6 +46,14 @@ async def open_runtime(
     Raises `lumid_core.db.DatabaseError` (a RuntimeError naming LUMID_ACL_DB_PATH)
     when the database cannot be used.
     """
+    for var in settings.insecure_http_urls():  # only with LUMID_ALLOW_INSECURE_HTTP=1
+        logger.warning(
+            "%s: %s is http:// to a non-loopback host: credentials sent to it travel in "
+            "clear text (allowed by LUMID_ALLOW_INSECURE_HTTP=1; use https:// unless a "
+            "TLS-terminating proxy on a private network is in between)",
+            plugin,
+            var,
+        )
     async with AsyncExitStack() as stack:
         db = await Database.open(settings.lumid_acl_db_path, watch=True)
         stack.push_async_callback(db.close)

@@ -11,23 +11,41 @@ import argparse
 import sys
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, Final
 
-from lumid_core.db import Database
-from lumid_core.outbox import STATES, Outbox, OutboxEntry
+if TYPE_CHECKING:  # the database layer is imported when a command runs, not for --help
+    from lumid_core.db import Database
+    from lumid_core.outbox import OutboxEntry
 
-from ._common import CliError, add_db_option, emit_json, locate_db, open_db
+from ._common import (
+    CliError,
+    add_db_option,
+    emit_json,
+    identifier,
+    locate_db,
+    open_db,
+    open_db_read_only,
+    printable,
+)
 
 __all__ = ["add_parser"]
+
+STATES: Final = ("pending", "held", "delivered", "dead")
+"""`lumid_core.outbox.STATES`, spelled out so `--help` needs no database layer."""
+
+MAX_LIMIT = 1_000_000
+"""The most rows `billing ls --limit` lists (SQLite's LIMIT is a 64-bit integer)."""
 
 
 def _positive(value: str) -> int:
     try:
         number = int(value)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
+        raise argparse.ArgumentTypeError(f"not a whole number: {printable(value)!r}") from None
     if number < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
+    if number > MAX_LIMIT:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_LIMIT}")
     return number
 
 
@@ -41,7 +59,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
     def common(p: argparse.ArgumentParser) -> None:
         add_db_option(p)
-        p.add_argument("--sink", help="only this outbox sink (default: every sink)")
+        p.add_argument(
+            "--sink", type=identifier, help="only this outbox sink (default: every sink)"
+        )
 
     cmds = billing.add_subparsers(dest="billing_command", required=True, metavar="COMMAND")
 
@@ -61,16 +81,26 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
     retry = cmds.add_parser("retry", help="send dead letters again")
     what = retry.add_mutually_exclusive_group(required=True)
-    what.add_argument("--task", metavar="ID", help="the dead letter with this key (a task id)")
+    what.add_argument(
+        "--task", metavar="ID", type=identifier, help="the dead letter with this key (a task id)"
+    )
     what.add_argument("--all-dead", action="store_true", help="every dead letter")
     common(retry)
     retry.set_defaults(run=_retry)
 
 
 async def _sinks(db: Database, only: str | None) -> list[str]:
-    if only is not None:
-        return [only]
-    return [str(s) for s in await db.read_column("SELECT DISTINCT sink FROM outbox ORDER BY 1")]
+    """Every sink that has queued a row, or just `only`, which must be one of them
+    (a typo would otherwise show an empty outbox)."""
+    known = [str(s) for s in await db.read_column("SELECT DISTINCT sink FROM outbox ORDER BY 1")]
+    if only is None or only in known:
+        return known if only is None else [only]
+    if not known:
+        return []  # nothing queued yet under any name: the empty outbox says so
+    raise CliError(
+        f"--sink {printable(only)!r}: no such outbox sink (known: "
+        f"{', '.join(printable(k) for k in known)})"
+    )
 
 
 def _age(seconds: float | None) -> str:
@@ -93,7 +123,9 @@ def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
 
 
 async def _status(args: argparse.Namespace) -> int:
-    db = await open_db(locate_db(args.db), create=False)
+    from lumid_core.outbox import Outbox
+
+    db = await open_db_read_only(locate_db(args.db), needs="outbox")
     try:
         stats = {sink: await Outbox(db, sink).stats() for sink in await _sinks(db, args.sink)}
     finally:
@@ -119,7 +151,7 @@ async def _status(args: argparse.Namespace) -> int:
         ("SINK", "PENDING", "HELD", "DELIVERED", "DEAD", "OLDEST PENDING"),
         [
             (
-                sink,
+                printable(sink),
                 str(s.pending),
                 str(s.held),
                 str(s.delivered),
@@ -151,8 +183,10 @@ def _entry_json(e: OutboxEntry) -> dict[str, Any]:
 
 
 async def _ls(args: argparse.Namespace) -> int:
+    from lumid_core.outbox import Outbox
+
     state: str | None = "dead" if args.dead else args.state
-    db = await open_db(locate_db(args.db), create=False)
+    db = await open_db_read_only(locate_db(args.db), needs="outbox")
     try:
         entries: list[OutboxEntry] = []
         for sink in await _sinks(db, args.sink):
@@ -173,13 +207,13 @@ async def _ls(args: argparse.Namespace) -> int:
         ("SINK", "KEY", "STATE", "ATTEMPTS", "QUEUED", "AGE", "REASON"),
         [
             (
-                e.sink,
-                e.key,
+                printable(e.sink),
+                printable(e.key),
                 e.state,
                 str(e.attempts),
                 _iso(e.created_at),
                 _age(now - e.created_at),
-                (e.reason or "-").replace("\n", " ")[:120],
+                printable((e.reason or "-").replace("\n", " "))[:120],
             )
             for e in entries
         ],
@@ -188,6 +222,8 @@ async def _ls(args: argparse.Namespace) -> int:
 
 
 async def _retry(args: argparse.Namespace) -> int:
+    from lumid_core.outbox import Outbox
+
     db = await open_db(locate_db(args.db), create=False)
     try:
         sinks = await _sinks(db, args.sink)
@@ -211,8 +247,9 @@ async def _retry(args: argparse.Namespace) -> int:
     if moved == 0:
         if states:
             raise CliError(
-                f"{args.task!r} is not a dead letter ({'; '.join(states)}); nothing to retry"
+                f"{printable(args.task)!r} is not a dead letter ({'; '.join(states)}); "
+                "nothing to retry"
             )
-        raise CliError(f"no outbox row has the key {args.task!r}")
-    print(f"{args.task} queued for delivery again")
+        raise CliError(f"no outbox row has the key {printable(args.task)!r}")
+    print(f"{printable(args.task)} queued for delivery again")
     return 0
