@@ -75,6 +75,10 @@ class LumidSettings(BaseSettings):
     lumid_identity_cache_ttl_seconds: Annotated[float, Field(ge=0, le=3600)] = 60.0
     lumid_identity_cache_size: Annotated[int, Field(ge=0, le=10_000_000)] = 10_000
     lumid_max_token_bytes: Annotated[int, Field(ge=64, le=1_048_576)] = 8192
+    # Cap on an upstream reply body (lum.id, Runmesh, the optimizer catalog).
+    lumid_max_reply_bytes: Annotated[int, Field(ge=1024, le=64 * 1_048_576)] = 262_144
+    # Principal emails waiting to be written behind the request (overflow is logged).
+    lumid_email_queue_size: Annotated[int, Field(ge=1, le=10_000_000)] = 10_000
 
     @property
     def introspect_url(self) -> str:
