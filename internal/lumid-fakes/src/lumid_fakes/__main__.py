@@ -45,6 +45,11 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="lumid: accept any token 'user:<sub>[:...]' as an active user",
     )
+    p.add_argument(
+        "--dynamic-emails",
+        action="store_true",
+        help="lumid: dynamic tokens' replies carry the email '<sub>@dynamic.test'",
+    )
     p.add_argument("--mode", default="ok", help="the fake's failure mode (see its docstring)")
     p.add_argument(
         "--delivery",
@@ -65,6 +70,7 @@ def build_fake(args: argparse.Namespace) -> FakeServer:
     if args.fake == "lumid":
         lumid = FakeLumId(args.host, 0 if args.server == "asyncio" else args.port)
         lumid.dynamic_tokens = bool(args.dynamic_tokens)
+        lumid.dynamic_emails = bool(args.dynamic_emails)
         lumid.mode = args.mode
         fake = lumid
     else:

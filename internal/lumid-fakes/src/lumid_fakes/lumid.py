@@ -36,6 +36,7 @@ class FakeLumId(FakeServer):
         self.delay = 0.0
         self.raw_body = b""
         self.dynamic_tokens = False  # accept any token "user:<sub>" (benchmarks)
+        self.dynamic_emails = False  # ... and report "<sub>@dynamic.test" as its email
 
     def add_token(
         self,
@@ -98,4 +99,6 @@ class FakeLumId(FakeServer):
         if reply is None and self.dynamic_tokens and token.startswith("user:"):
             sub = token.removeprefix("user:").split(":", 1)[0]
             reply = {"active": True, "sub": sub, "role": "user", "scopes": ["flowmesh:read"]}
+            if self.dynamic_emails:
+                reply["email"] = f"{sub}@dynamic.test"
         return Reply(200, reply or {"active": False, "reason": "unknown token"})

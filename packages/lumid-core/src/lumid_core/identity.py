@@ -121,8 +121,14 @@ class LumIdIdentityProvider:
     ) -> PrincipalContext | None:
         flight = self._inflight.get(key)
         if flight is None:
-            flight = asyncio.ensure_future(self._introspect(key, raw_token, logger))
-            self._inflight[key] = flight
+            # Started eagerly: it runs at once up to its first wait (no loop turn).
+            flight = asyncio.Task(
+                self._introspect(key, raw_token, logger),
+                loop=asyncio.get_running_loop(),
+                eager_start=True,
+            )
+            if not flight.done():
+                self._inflight[key] = flight
             flight.add_done_callback(lambda done: self._landed(key, done))
         # shield: a caller that goes away must not cancel the others' introspection.
         return await asyncio.shield(flight)
@@ -139,8 +145,11 @@ class LumIdIdentityProvider:
         # A slot is waited for no longer than a reply: behind a hung lum.id, queued
         # callers would otherwise get their 503 only after everyone ahead timed out.
         try:
-            async with asyncio.timeout(self._timeout):
-                await self._slots.acquire()
+            if self._slots.locked():
+                async with asyncio.timeout(self._timeout):
+                    await self._slots.acquire()
+            else:
+                await self._slots.acquire()  # free: returns without waiting
         except TimeoutError:
             raise self._unavailable(
                 logger, f"no introspection slot free within {self._timeout:g}s"
