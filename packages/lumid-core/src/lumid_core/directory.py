@@ -10,6 +10,7 @@ disk: the request goes on, the email is written behind it (see its docstring).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import OrderedDict
@@ -42,6 +43,8 @@ _RETRY_SECONDS: Final = 1.0
 # A batch gathers for this long: one transaction per ~100 ms of first logins, not
 # one per login (each costs the event loop several thread hand-offs and an fsync).
 _LINGER_SECONDS: Final = 0.1
+# How long `email_for` waits for a queued email to become durable before answering.
+_DURABLE_WAIT_SECONDS: Final = 1.0
 
 log = logging.getLogger("lumid_core.directory")
 
@@ -106,8 +109,10 @@ class WriteBehindDirectory:
     `record` queues the email and returns; one background task hands the queue to
     the wrapped directory in batches gathered over 100 ms (one `record_many` call
     when the directory has one: on SQLite, one transaction) and retries a failed
-    batch every second. `email_for` answers from the queue first, so a billing row
-    emitted right after a first login still finds its email. At most `max_pending`
+    batch every second. `email_for` of a queued email writes it at once and waits
+    (at most a second) until it is durable, then answers it: a billing row emitted
+    right after a first login gets its email, and keeps it across a crash; only
+    the login itself never waits. At most `max_pending`
     principals wait: beyond that a new one's email is dropped with a (rate-limited)
     warning, and recorded at its next login instead. A memo of at most `memo_size`
     principals skips rewriting an unchanged email for an hour. `aclose()` (the
@@ -134,6 +139,8 @@ class WriteBehindDirectory:
         self._writing: dict[str, str] = {}
         self._memo: OrderedDict[str, tuple[str, float]] = OrderedDict()
         self._task: asyncio.Task[None] | None = None
+        self._hurry = asyncio.Event()  # someone waits: write without the linger
+        self._batch_done = asyncio.Event()  # set (and replaced) after each batch
         self._closing = False
         self.dropped = 0
         """Emails dropped because the queue was full (diagnostics and tests)."""
@@ -164,15 +171,29 @@ class WriteBehindDirectory:
             )
             return
         self._pending[principal_id] = email
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._drain())
+        self._ensure_draining()
 
     async def email_for(self, principal_id: str) -> str | None:
-        """The newest email: a queued one first, else the wrapped directory's."""
+        """The newest email: a queued one (made durable first), else the wrapped one's.
+
+        A caller asking is about to rely on the email (billing addresses a row with
+        it), so a queued email is written now, without the batching delay; past
+        `_DURABLE_WAIT_SECONDS` (a stalled database) it is answered all the same.
+        """
         email = self._pending.get(principal_id) or self._writing.get(principal_id)
-        if email is not None:
-            return email
-        return await self._inner.email_for(principal_id)
+        if email is None:
+            return await self._inner.email_for(principal_id)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(_DURABLE_WAIT_SECONDS):
+                while principal_id in self._pending or principal_id in self._writing:
+                    self._hurry.set()
+                    self._ensure_draining()
+                    await self._batch_done.wait()
+        return email
+
+    def _ensure_draining(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._drain())
 
     async def flush(self) -> None:
         """Return once everything queued so far has been written (or has failed)."""
@@ -188,8 +209,13 @@ class WriteBehindDirectory:
 
     async def _drain(self) -> None:
         while self._pending:
-            full = len(self._pending) >= _BATCH
-            await asyncio.sleep(0 if self._closing or full else _LINGER_SECONDS)
+            if self._closing or self._hurry.is_set() or len(self._pending) >= _BATCH:
+                await asyncio.sleep(0)  # let every record of this loop turn join
+            else:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(_LINGER_SECONDS):
+                        await self._hurry.wait()
+            self._hurry.clear()
             batch = dict(islice(self._pending.items(), _BATCH))
             for principal_id in batch:
                 del self._pending[principal_id]
@@ -199,6 +225,8 @@ class WriteBehindDirectory:
             finally:
                 self._writing = {}
             failed = self._settle(batch, results)
+            done, self._batch_done = self._batch_done, asyncio.Event()
+            done.set()
             if failed and not self._closing:
                 await asyncio.sleep(_RETRY_SECONDS)
 
