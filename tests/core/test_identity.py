@@ -319,12 +319,34 @@ async def test_a_cancelled_caller_does_not_cancel_the_others(
     token = fake_lumid.add_token("u-14")
     fake_lumid.delay = 0.2
     first = asyncio.create_task(provider.resolve(token, logger))
+    await asyncio.sleep(0.05)  # the first caller is introspecting
     second = asyncio.create_task(provider.resolve(token, logger))
+    third = asyncio.create_task(provider.resolve(token, logger))
     await asyncio.sleep(0.05)
-    first.cancel()
+    third.cancel()  # a waiter going away changes nothing for the others
+    first.cancel()  # the caller introspecting goes away: a waiter asks again
     principal = await second
     assert principal is not None
+    assert principal.principal_id == "u-14"
     assert first.cancelled()
+    assert third.cancelled()
+    assert fake_lumid.introspections() == 2
+    assert await provider.resolve(token, logger) is principal  # cached by the second
+
+
+async def test_a_cancelled_waiter_does_not_cancel_the_introspection(
+    make_provider: Factory, fake_lumid: FakeLumId, logger: logging.Logger
+) -> None:
+    provider = make_provider()
+    token = fake_lumid.add_token("u-14b")
+    fake_lumid.delay = 0.2
+    first = asyncio.create_task(provider.resolve(token, logger))
+    await asyncio.sleep(0.05)
+    waiter = asyncio.create_task(provider.resolve(token, logger))
+    await asyncio.sleep(0.05)
+    waiter.cancel()
+    assert await first is not None
+    assert waiter.cancelled()
     assert fake_lumid.introspections() == 1
 
 

@@ -88,20 +88,21 @@ async def exchange(
 ) -> UpstreamReply:
     """Send one request on `client` and read the whole reply, all within `deadline`.
 
-    `request` is passed to `client.stream` (`data=`, `json=`, `headers=`...). Raises
+    `request` is passed to `client.build_request` (`data=`, `json=`, `headers=`...). Raises
     `UpstreamTimeout` past the deadline, `ReplyTooLarge` when the body exceeds
     `max_bytes` (stopped as soon as it does: nothing larger is ever held), and
     `UpstreamUnreachable` for any other transport failure. Any status is a reply.
     """
     headers = {**_IDENTITY, **(request.pop("headers", None) or {})}
     try:
-        async with (
-            asyncio.timeout(deadline),
-            client.stream(method, url, headers=headers, **request) as response,
-        ):
-            return UpstreamReply(
-                response.status_code, response.headers, await _read(response, max_bytes)
-            )
+        async with asyncio.timeout(deadline):
+            sent = client.build_request(method, url, headers=headers, **request)
+            response = await client.send(sent, stream=True)
+            try:
+                body = await _read(response, max_bytes)
+            finally:
+                await response.aclose()
+            return UpstreamReply(response.status_code, response.headers, body)
     except TimeoutError:
         raise UpstreamTimeout(f"no complete reply within {deadline:g}s") from None
     except httpx.HTTPError as exc:

@@ -46,6 +46,10 @@ COARSE_CLOCK_SECONDS: Final = 0.05
 type CacheEntry = tuple[float, PrincipalContext]
 
 
+class _LeaderGone(Exception):
+    """The caller introspecting a token went away; its waiters ask again."""
+
+
 class LumIdIdentityProvider:
     """`lumid_hooks.IdentityProvider` backed by lum.id introspection."""
 
@@ -119,25 +123,42 @@ class LumIdIdentityProvider:
     async def _resolve_miss(
         self, key: bytes, raw_token: str, logger: logging.Logger
     ) -> PrincipalContext | None:
-        flight = self._inflight.get(key)
-        if flight is None:
-            # Started eagerly: it runs at once up to its first wait (no loop turn).
-            flight = asyncio.Task(
-                self._introspect(key, raw_token, logger),
-                loop=asyncio.get_running_loop(),
-                eager_start=True,
-            )
-            if not flight.done():
-                self._inflight[key] = flight
-            flight.add_done_callback(lambda done: self._landed(key, done))
-        # shield: a caller that goes away must not cancel the others' introspection.
-        return await asyncio.shield(flight)
+        # Single flight: the first caller of a token introspects in its own task (no
+        # task hop); later callers wait for its result. Should the first caller go
+        # away mid-flight, the others are told to ask again, and one of them leads.
+        while (flight := self._inflight.get(key)) is not None:
+            try:
+                # shield: a waiter that goes away must not cancel the shared result.
+                return await asyncio.shield(flight)
+            except _LeaderGone:
+                continue
+        flight = asyncio.get_running_loop().create_future()
+        self._inflight[key] = flight
+        try:
+            principal = await self._introspect(key, raw_token, logger)
+        except asyncio.CancelledError:
+            self._landed(key, flight, _LeaderGone())
+            raise
+        except BaseException as exc:
+            self._landed(key, flight, exc)
+            raise
+        self._landed(key, flight, None, principal)
+        return principal
 
-    def _landed(self, key: bytes, done: asyncio.Future[PrincipalContext | None]) -> None:
-        if self._inflight.get(key) is done:
+    def _landed(
+        self,
+        key: bytes,
+        flight: asyncio.Future[PrincipalContext | None],
+        exc: BaseException | None,
+        principal: PrincipalContext | None = None,
+    ) -> None:
+        if self._inflight.get(key) is flight:
             del self._inflight[key]
-        if not done.cancelled():
-            done.exception()  # mark retrieved: every waiter may have gone
+        if exc is None:
+            flight.set_result(principal)
+        else:
+            flight.set_exception(exc)
+            flight.exception()  # mark retrieved: there may be no other waiter
 
     async def _introspect(
         self, key: bytes, raw_token: str, logger: logging.Logger
