@@ -52,6 +52,17 @@ async def open_runtime(
     async with AsyncExitStack() as stack:
         db = await Database.open(settings.lumid_acl_db_path)
         stack.push_async_callback(db.close)
+        if (moved := db.legacy_migration) is not None:
+            logger.info(
+                "%s: migrated %d grants from the lumid-plugins %s table acl_grants "
+                "(%d new, %d merged into existing grants); the old table is kept as %s",
+                plugin,
+                moved.rows,
+                moved.layout,
+                moved.added,
+                moved.rows - moved.added,
+                moved.archived_as,
+            )
         http = make_http_client(settings)
         stack.push_async_callback(http.aclose)
         store = SqliteGrantStore(db)
