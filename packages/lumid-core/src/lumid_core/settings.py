@@ -102,6 +102,10 @@ class LumidSettings(BaseSettings):
     lumid_allow_insecure_http: bool = False
     """Let a credential-carrying URL be http:// to a non-loopback host (a TLS-terminating
     sidecar on a private network). Loud: warned at install and by `lumid doctor`."""
+    # Cap on an upstream reply body (lum.id, Runmesh, the optimizer catalog).
+    lumid_max_reply_bytes: Annotated[int, Field(ge=1024, le=64 * 1_048_576)] = 262_144
+    # Principal emails waiting to be written behind the request (overflow is logged).
+    lumid_email_queue_size: Annotated[int, Field(ge=1, le=10_000_000)] = 10_000
 
     @property
     def introspect_url(self) -> str:
