@@ -28,6 +28,7 @@ from lumid_hooks import PrincipalContext
 
 from . import legacy
 from .db import SCHEMA_VERSION, Database, DatabaseError, ReadOnlyDatabase
+from .errors import LumidError
 from .hosts import DOCTOR_GROUP, KNOWN_HOSTS, installed_hosts
 from .introspection import Failure, IntrospectionError, introspect
 from .permissions import Policy
@@ -207,7 +208,7 @@ class HostDoctor(Protocol):
         ...
 
 
-class HostNotInstalledError(LookupError):
+class HostNotInstalledError(LumidError, LookupError):
     """No plugin for the host is installed; the message names the wheel to install."""
 
 

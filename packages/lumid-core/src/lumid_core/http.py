@@ -17,6 +17,7 @@ from typing import Any, Final
 
 import httpx
 
+from .errors import UpstreamError
 from .settings import LumidSettings
 
 __all__ = [
@@ -38,10 +39,6 @@ DEFAULT_MAX_REPLY_BYTES: Final = 256 * 1024
 _USER_AGENT: Final = "lumid-core"
 # Replies are small JSON: ask for them as they are, so the cap counts what is kept.
 _IDENTITY: Final = {"Accept-Encoding": "identity"}
-
-
-class UpstreamError(RuntimeError):
-    """An upstream exchange gave no complete reply; `str()` is the reason (no secret)."""
 
 
 class UpstreamTimeout(UpstreamError):

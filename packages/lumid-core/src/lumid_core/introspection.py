@@ -44,7 +44,7 @@ class Failure(StrEnum):
     SHAPE = "shape"
 
 
-class IntrospectionError(Exception):
+class IntrospectionError(UpstreamError):
     """lum.id gave no usable verdict (the caller gets a 503); `str()` is the reason."""
 
     def __init__(self, reason: str, failure: Failure = Failure.SHAPE) -> None:

@@ -45,7 +45,7 @@ _BAD_CREDENTIAL: Final = (
 )
 
 
-class RunmeshUnavailable(Exception):
+class RunmeshUnavailable(UpstreamError):
     """Runmesh gave no usable answer (the message never holds the secret)."""
 
 

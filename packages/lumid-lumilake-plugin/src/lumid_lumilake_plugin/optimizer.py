@@ -41,8 +41,16 @@ _MAX_NAME: Final = 200
 _RETRY_SECONDS: Final = 30.0
 
 
-class CatalogError(RuntimeError):
-    """The remote optimizer's catalog could not be fetched or understood."""
+class CatalogError(UpstreamError):
+    """The remote optimizer's catalog could not be fetched or understood.
+
+    `variable` is the setting to look at (the URL, or the token on a 401/403).
+    """
+
+    def __init__(self, reason: str, variable: str = "LUMILAKE_REMOTE_OPTIMIZER_URL") -> None:
+        """`reason` never holds the token."""
+        super().__init__(reason)
+        self.variable = variable
 
 
 def parse_catalog(body: Any) -> list[str]:
@@ -85,8 +93,11 @@ def _catalog_url(settings: LumilakeSettings) -> str:
 
 def _reply(reply: UpstreamReply) -> list[str]:
     if reply.status != 200:
-        hint = " (check LUMILAKE_RUNTIME_TOKEN)" if reply.status in (401, 403) else ""
-        raise CatalogError(f"HTTP {reply.status}{hint}")
+        if reply.status in (401, 403):
+            raise CatalogError(
+                f"HTTP {reply.status} (check LUMILAKE_RUNTIME_TOKEN)", "LUMILAKE_RUNTIME_TOKEN"
+            )
+        raise CatalogError(f"HTTP {reply.status}")
     try:
         body = json.loads(reply.body)
     except (ValueError, RecursionError):  # RecursionError: nested too deeply
