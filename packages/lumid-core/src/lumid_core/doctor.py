@@ -11,8 +11,10 @@ fault instead.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
+import socket
 import sqlite3
 import time
 from collections.abc import Mapping, Sequence
@@ -28,6 +30,7 @@ from lumid_hooks import PrincipalContext
 
 from . import legacy
 from .db import SCHEMA_VERSION, Database, DatabaseError, ReadOnlyDatabase
+from .dbfile import file_identity, servers_dir
 from .errors import LumidError
 from .hosts import DOCTOR_GROUP, KNOWN_HOSTS, installed_hosts
 from .introspection import Failure, IntrospectionError, introspect
@@ -44,6 +47,7 @@ __all__ = [
     "Introspection",
     "Status",
     "check_database",
+    "check_database_identity",
     "check_lumid",
     "check_plugins_listed",
     "check_upgrade",
@@ -275,11 +279,19 @@ async def check_database(
     """
     path = path.expanduser()
     if not path.exists():
+        if (gone := check_database_identity(path, env_var=env_var)) is not None:
+            return gone, None  # deleted under a running server: not "not there yet"
         return _creatable(path, env_var), None
     try:
         db = await ReadOnlyDatabase.open_read_only(path, env_var=env_var, legacy_ok=True)
     except DatabaseError as exc:
+        if (replaced := check_database_identity(path, env_var=env_var)) is not None:
+            # e.g. "disk I/O error": the new file beside the old file's -wal / -shm
+            detail = f"{replaced.detail}; opening it here fails too ({exc})"
+            return Check("database", Status.FAIL, detail, env_var), None
         return Check("database", Status.FAIL, str(exc), env_var), None
+    if (replaced := check_database_identity(path, env_var=env_var)) is not None:
+        return replaced, db
     if not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK | os.X_OK)):
         detail = f"{env_var}={str(path)!r}: readable but not writable (the server writes it)"
         return Check("database", Status.FAIL, detail, env_var), db
@@ -291,6 +303,63 @@ async def check_database(
     else:
         detail = f"{path}: writable, schema v{SCHEMA_VERSION} (current)"
     return Check("database", Status.OK, detail, env_var), db
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def check_database_identity(path: Path, *, env_var: str = "LUMID_ACL_DB_PATH") -> Check | None:
+    """FAIL (or WARN) when a running server opened a file that `path` no longer names.
+
+    Every server records the (device, inode) of the file it opened in
+    `<db>.servers/<host>-<pid>.json` and removes the record when it stops. A record
+    of a live process on this host whose identity differs from the file at `path`
+    now means that server serves from a deleted or replaced file: FAIL. A record
+    from another host cannot be checked for liveness: WARN. Records of dead
+    processes on this host are stale (a crash) and ignored. None when all is well.
+    """
+    folder = servers_dir(path)
+    try:
+        records = sorted(folder.glob("*.json"))
+    except OSError:
+        return None
+    now = file_identity(path)
+    here = socket.gethostname()
+    problems: list[tuple[Status, str]] = []
+    for record in records:
+        try:
+            doc = json.loads(record.read_text(encoding="utf-8"))
+            pid, host = int(doc["pid"]), str(doc["host"])
+            opened = (int(doc["dev"]), int(doc["ino"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if opened == now:
+            continue
+        if host == here and not _alive(pid):
+            continue  # a server that crashed without removing its record
+        status = Status.FAIL if host == here else Status.WARN
+        problems.append(
+            (
+                status,
+                f"server pid {pid} on {host!r} opened a database file that {env_var}="
+                f"{str(path)!r} no longer names (deleted or replaced since it started): it "
+                "still grants and bills from the old file, which `lumid` commands do not "
+                "see; restore the file or restart that server",
+            )
+        )
+    if not problems:
+        return None
+    worst = Status.FAIL if any(s is Status.FAIL for s, _ in problems) else Status.WARN
+    return Check("database", worst, "; ".join(d for _, d in problems), env_var)
 
 
 async def check_lumid(ctx: DoctorContext) -> Check:

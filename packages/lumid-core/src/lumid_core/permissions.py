@@ -32,6 +32,7 @@ from lumid_hooks import PrincipalContext, ResourceRef
 
 from .limits import MAX_ID_BYTES
 from .store import GrantStore, Level
+from .unavailable import guarded
 
 __all__ = ["DEFAULT_ACTION_LEVELS", "PermissionEngine", "Policy"]
 
@@ -162,7 +163,9 @@ class PermissionEngine:
         needed = self._levels[action]
         if needed is None:
             raise _deny(kind, rid, action, "admin only")
-        held = await self._store.level(self._owner.get(kind, kind), rid, principal.principal_id)
+        held = await guarded(
+            self._store.level(self._owner.get(kind, kind), rid, principal.principal_id), "require"
+        )
         if held is None or held < needed:
             logger.debug(
                 "%s: %s may not %s %s %s", self.name, principal.principal_id, action, kind, rid
@@ -188,7 +191,10 @@ class PermissionEngine:
         needed = self._levels[action]
         if needed is None:
             return frozenset()
-        return await self._store.ids(self._owner.get(kind, kind), principal.principal_id, needed)
+        return await guarded(
+            self._store.ids(self._owner.get(kind, kind), principal.principal_id, needed),
+            "accessible_ids",
+        )
 
 
 _SHORT_ID_CHARS: Final = MAX_ID_BYTES // 4

@@ -58,7 +58,7 @@ async def open_runtime(
             var,
         )
     async with AsyncExitStack() as stack:
-        db = await Database.open(settings.lumid_acl_db_path)
+        db = await Database.open(settings.lumid_acl_db_path, watch=True)
         stack.push_async_callback(db.close)
         if (moved := db.legacy_migration) is not None:
             logger.info(

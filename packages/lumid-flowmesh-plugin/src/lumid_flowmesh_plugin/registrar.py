@@ -15,6 +15,7 @@ from typing import Final
 from lumid_hooks import PrincipalContext, ResourceRef
 
 from lumid_core import Database, Registrar
+from lumid_core.unavailable import guarded
 
 __all__ = ["FlowMeshRegistrar", "workflow_of"]
 
@@ -60,7 +61,7 @@ class FlowMeshRegistrar:
             await self._core.register(principal, resource, logger)
         finally:
             if link is not None:
-                await link
+                await guarded(link, "register")
 
     async def deregister(
         self, principal: PrincipalContext, resource: ResourceRef, logger: logging.Logger

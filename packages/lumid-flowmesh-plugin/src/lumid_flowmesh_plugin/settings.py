@@ -6,6 +6,7 @@ Load with `lumid_core.load_settings(FlowMeshSettings)`: a bad value raises
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Annotated
 
 from pydantic import AfterValidator, BeforeValidator, Field, SecretStr
@@ -64,6 +65,10 @@ class FlowMeshSettings(LumidSettings):
     lumid_balance_guard_timeout_seconds: Annotated[float, Field(gt=0, le=30)] = 2.0
     # Shown to callers who run out of credit: a query is fine, credentials are not.
     lumid_topup_url: Annotated[str, url_validator(query=True)] | None = None
+    # Sanity bounds of one usage row (beyond -> a dead letter with the reason).
+    lumid_billing_max_cost: Annotated[Decimal, Field(gt=0, allow_inf_nan=False)] = Decimal(10000)
+    lumid_billing_max_duration_seconds: Annotated[float, Field(gt=0)] = 30 * 86400.0
+    lumid_billing_spool_rows: Annotated[int, Field(ge=1, le=10_000_000)] = 100_000
 
     @property
     def bridge_secret(self) -> str:
