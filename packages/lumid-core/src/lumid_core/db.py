@@ -36,6 +36,7 @@ import aiosqlite
 from . import legacy
 from .dbfile import file_identity, write_server_record
 from .dbthread import Params, apply_batch, first_column, rollback
+from .errors import StoreError
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -106,8 +107,10 @@ MIGRATIONS: Final[tuple[str, ...]] = (
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
 
-class DatabaseError(RuntimeError):
+class DatabaseError(StoreError):
     """The database cannot be opened or used; the message names LUMID_ACL_DB_PATH."""
+
+    variable = DB_ENV_VAR
 
 
 def _configure(conn: sqlite3.Connection, busy_ms: int) -> None:

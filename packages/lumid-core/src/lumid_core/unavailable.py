@@ -15,7 +15,7 @@ from typing import Final
 
 from fastapi import HTTPException
 
-from .db import DatabaseError
+from .errors import StoreError
 from .logs import RateLimitedLog
 
 __all__ = ["RETRY_AFTER_SECONDS", "STORE_ERRORS", "guarded", "store_unavailable"]
@@ -23,7 +23,7 @@ __all__ = ["RETRY_AFTER_SECONDS", "STORE_ERRORS", "guarded", "store_unavailable"
 RETRY_AFTER_SECONDS: Final = 5
 """What the 503's `Retry-After` header tells clients."""
 
-STORE_ERRORS: Final = (DatabaseError, sqlite3.Error, OSError)
+STORE_ERRORS: Final = (StoreError, sqlite3.Error, OSError)
 """What a store raises when it cannot answer (never a permission verdict)."""
 
 _warn = RateLimitedLog(logging.getLogger("lumid_core.store"), 60.0)
