@@ -28,8 +28,9 @@ from lumid_hooks import PrincipalContext
 
 from . import legacy
 from .db import SCHEMA_VERSION, Database, DatabaseError, ReadOnlyDatabase
+from .errors import LumidError
 from .hosts import DOCTOR_GROUP, KNOWN_HOSTS, installed_hosts
-from .identity import IntrospectionError, parse_introspection
+from .introspection import Failure, IntrospectionError, introspect
 from .permissions import Policy
 from .settings import LumidSettings
 
@@ -145,31 +146,42 @@ class DoctorContext:
     """True when lum.id answered the dummy introspection correctly."""
 
     async def introspect(self, token: str) -> Introspection:
-        """Ask lum.id about `token` with the core's parser; never raises, never logs it."""
-        url = self.settings.introspect_url
-        timeout = self.settings.lumid_introspect_timeout_seconds
+        """Ask lum.id about `token` as the identity provider does; never raises, never logs it."""
+        settings = self.settings
         try:
-            response = await self.http.post(url, data={"token": token})
-        except httpx.TimeoutException:
-            return Introspection(
-                error=f"no reply within {timeout:g}s (LUMID_INTROSPECT_TIMEOUT_SECONDS)"
+            verdict = await introspect(
+                self.http,
+                settings.introspect_url,
+                token,
+                org_id=settings.lumid_org_id,
+                deadline=settings.lumid_introspect_timeout_seconds,
+                max_bytes=settings.lumid_max_reply_bytes,
             )
-        except httpx.HTTPError as exc:
-            return Introspection(error=f"cannot reach it ({type(exc).__name__}: {exc})")
-        if response.status_code != 200:
-            return Introspection(error=f"answered HTTP {response.status_code}, expected 200")
-        try:
-            body = response.json()
-        except ValueError:
-            return Introspection(error="answered 200 with a body that is not JSON")
-        try:
-            verdict = parse_introspection(body, self.settings.lumid_org_id)
         except IntrospectionError as exc:
-            return Introspection(error=f"answered 200 with an unexpected shape ({exc})")
-        if verdict is None:
-            reason = body.get("reason") if isinstance(body, dict) else None
-            return Introspection(inactive_reason=str(reason) if reason else "inactive")
-        return Introspection(principal=verdict[0])
+            return Introspection(error=_phrase(exc, settings))
+        except Exception as exc:  # the doctor reports, it never tracebacks
+            return Introspection(error=f"failed unexpectedly ({type(exc).__name__})")
+        if verdict.principal is None:
+            return Introspection(inactive_reason=verdict.reason)
+        return Introspection(principal=verdict.principal)
+
+
+def _phrase(exc: IntrospectionError, settings: LumidSettings) -> str:
+    """The doctor's wording of an introspection failure."""
+    match exc.failure:
+        case Failure.TIMEOUT:
+            timeout = settings.lumid_introspect_timeout_seconds
+            return f"no reply within {timeout:g}s (LUMID_INTROSPECT_TIMEOUT_SECONDS)"
+        case Failure.UNREACHABLE:
+            return f"cannot reach it ({exc})"
+        case Failure.STATUS:
+            return f"answered {exc}, expected 200"
+        case Failure.TOO_LARGE:
+            return f"sent a reply too large to read: {exc} (LUMID_MAX_REPLY_BYTES)"
+        case Failure.NOT_JSON:
+            return f"answered 200 with a body that is not JSON ({exc})"
+        case Failure.SHAPE:
+            return f"answered 200 with an unexpected shape ({exc})"
 
 
 @runtime_checkable
@@ -196,7 +208,7 @@ class HostDoctor(Protocol):
         ...
 
 
-class HostNotInstalledError(LookupError):
+class HostNotInstalledError(LumidError, LookupError):
     """No plugin for the host is installed; the message names the wheel to install."""
 
 

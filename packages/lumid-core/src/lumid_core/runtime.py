@@ -2,7 +2,8 @@
 
 `open_runtime` validates nothing by itself (settings arrive validated), opens the
 database, the pooled HTTP client and the identity provider, and closes them in
-reverse order. Plugins build their policy, hooks and bindings on top.
+reverse order (the principal emails still queued are written before the database
+closes). Plugins build their policy, hooks and bindings on top.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from dataclasses import dataclass
 import httpx
 
 from .db import Database
-from .directory import SqlitePrincipalDirectory
-from .identity import LumIdIdentityProvider, make_http_client
+from .directory import SqlitePrincipalDirectory, WriteBehindDirectory
+from .http import make_http_client
+from .identity import LumIdIdentityProvider
 from .registrar import Registrar
 from .settings import LumidSettings
 from .store import SqliteGrantStore
@@ -29,7 +31,8 @@ class CoreRuntime:
     settings: LumidSettings
     db: Database
     store: SqliteGrantStore
-    directory: SqlitePrincipalDirectory
+    directory: WriteBehindDirectory
+    """Principal emails: recorded behind the request, read back queue-first."""
     http: httpx.AsyncClient
     identity: LumIdIdentityProvider
     registrar: Registrar
@@ -71,7 +74,13 @@ async def open_runtime(
         http = make_http_client(settings)
         stack.push_async_callback(http.aclose)
         store = SqliteGrantStore(db)
-        directory = SqlitePrincipalDirectory(db)
+        directory = WriteBehindDirectory(
+            SqlitePrincipalDirectory(db),
+            max_pending=settings.lumid_email_queue_size,
+            memo_size=settings.lumid_identity_cache_size,
+            logger=logger,
+        )
+        stack.push_async_callback(directory.aclose)  # before the database closes
         identity = LumIdIdentityProvider(
             name=f"{plugin}.identity", settings=settings, client=http, directory=directory
         )

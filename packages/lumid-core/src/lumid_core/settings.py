@@ -18,6 +18,7 @@ from pydantic import AfterValidator, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .environ import DEFAULT_ACL_DB_PATH
+from .errors import ConfigError, Problem
 from .urls import HTTP_SCHEMES, UrlError, UrlPartRefused, check_url, is_cleartext_remote
 
 __all__ = [
@@ -31,8 +32,10 @@ __all__ = [
 ]
 
 
-class SettingsError(ValueError):
-    """A configuration value is missing or invalid; the message names the variable."""
+class SettingsError(ConfigError):
+    """The environment failed validation: `problems` names each variable and why."""
+
+    summary = "invalid lum.id plugin configuration"
 
 
 def url_validator(
@@ -102,6 +105,10 @@ class LumidSettings(BaseSettings):
     lumid_allow_insecure_http: bool = False
     """Let a credential-carrying URL be http:// to a non-loopback host (a TLS-terminating
     sidecar on a private network). Loud: warned at install and by `lumid doctor`."""
+    # Cap on an upstream reply body (lum.id, Runmesh, the optimizer catalog).
+    lumid_max_reply_bytes: Annotated[int, Field(ge=1024, le=64 * 1_048_576)] = 262_144
+    # Principal emails waiting to be written behind the request (overflow is logged).
+    lumid_email_queue_size: Annotated[int, Field(ge=1, le=10_000_000)] = 10_000
 
     @property
     def introspect_url(self) -> str:
@@ -146,26 +153,26 @@ def load_settings[S: LumidSettings](settings_cls: type[S], **overrides: Any) -> 
     try:
         settings = settings_cls(**overrides)
     except ValidationError as exc:
-        problems: list[str] = []
+        problems: list[Problem] = []
         for err in exc.errors(include_url=False, include_input=False):
             loc = err.get("loc") or ("?",)
             name = str(loc[0])
             reason = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
-            problems.append(f"{name.upper()}: {reason}")
             if not _is_secret(settings_cls, name):
                 raw = os.environ.get(name.upper(), overrides.get(name))
                 if raw is not None:
-                    problems[-1] += f" (got {_redact_userinfo(str(raw))[:200]!r})"
-        raise SettingsError("invalid lum.id plugin configuration: " + "; ".join(problems)) from None
+                    reason += f" (got {_redact_userinfo(str(raw))[:200]!r})"
+            problems.append(Problem(name.upper(), reason))
+        raise SettingsError(problems) from None
     insecure = settings.insecure_http_urls()
     if insecure and not settings.lumid_allow_insecure_http:
         raise SettingsError(
-            "invalid lum.id plugin configuration: "
-            + "; ".join(
-                f"{var}: sends a credential in clear text: use https://, or http:// to a "
+            Problem(
+                var,
+                "sends a credential in clear text: use https://, or http:// to a "
                 f"loopback host only (or set {INSECURE_HTTP_VAR}=1 behind a TLS-terminating "
-                "proxy on a private network)"
-                for var in insecure
+                "proxy on a private network)",
             )
+            for var in insecure
         )
     return settings

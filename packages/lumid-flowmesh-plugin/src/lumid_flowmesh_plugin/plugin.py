@@ -75,6 +75,8 @@ async def install() -> AsyncIterator[FlowMeshBindings]:
         logger.info("%s: %s", PLUGIN, describe(settings))
         if (mistake := half_configured(settings)) is not None:
             logger.warning("%s: %s", PLUGIN, mistake)
+        if (note := settings.balance_guard_note) is not None:
+            logger.warning("%s: %s", PLUGIN, note)
         yield FlowMeshBindings(
             identity_providers=(rt.identity,),
             permission_checkers=(engine,),
