@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from lumid_core.errors import LumidError
+
 __all__ = ["CliError", "UsageError"]
 
 
-class CliError(Exception):
+class CliError(LumidError):
     """An operation failed: printed as `lumid: error: ...`, exit status 1."""
 
 

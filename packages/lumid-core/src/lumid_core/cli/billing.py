@@ -27,7 +27,7 @@ _DESCRIPTION = (
 )
 
 
-def _common(p: argparse.ArgumentParser) -> None:
+def _shared_options(p: argparse.ArgumentParser) -> None:
     """The options every billing command takes: `--db` and `--sink`."""
     add_db_option(p)
     p.add_argument("--sink", type=identifier, help="only this outbox sink (default: every sink)")
@@ -61,19 +61,19 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "status",
         commands.status,
         help="counts per state and the oldest pending age",
-        arguments=(_status_options, _common),
+        arguments=(_status_options, _shared_options),
     )
     add_command(
         cmds,
         "ls",
         commands.ls,
         help="list outbox rows (oldest first)",
-        arguments=(_ls_options, _common),
+        arguments=(_ls_options, _shared_options),
     )
     add_command(
         cmds,
         "retry",
         commands.retry,
         help="send dead letters again",
-        arguments=(_retry_options, _common),
+        arguments=(_retry_options, _shared_options),
     )
