@@ -13,7 +13,7 @@ from ._errors import CliError
 from ._grant_lines import grant_json
 from ._kinds import check_kind
 from ._output import Table, emit_json, iso_time, printable
-from ._queries import principals_with_email
+from ._queries import principals_by_email
 
 if TYPE_CHECKING:  # the database layer is imported when a command runs, not for --help
     from lumid_core.db import Database
@@ -30,7 +30,7 @@ async def _principal(db: Database, args: argparse.Namespace) -> str | None:
     if args.email is None:
         principal: str | None = args.principal
         return principal
-    subs = await principals_with_email(db, args.email)
+    subs = await principals_by_email(db, args.email)
     if not subs:
         raise CliError(
             f"--email {args.email!r}: no principal with that email has used this server yet "

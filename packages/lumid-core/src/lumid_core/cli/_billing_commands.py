@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from ._database import locate_db, open_db, open_db_read_only
 from ._errors import CliError
 from ._output import age, emit_json, iso_time, print_table, printable
-from ._queries import outbox_sinks
+from ._queries import known_sinks
 
 if TYPE_CHECKING:  # the database layer is imported when a command runs, not for --help
     from lumid_core.db import Database
@@ -24,7 +24,7 @@ async def _sinks(db: Database, only: str | None) -> list[str]:
 
     A typo would otherwise show an empty outbox.
     """
-    known = await outbox_sinks(db)
+    known = await known_sinks(db)
     if only is None or only in known:
         return known if only is None else [only]
     if not known:
