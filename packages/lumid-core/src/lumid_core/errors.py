@@ -6,8 +6,10 @@ LumidError
 │   └── SettingsError  the environment failed validation (lumid_core.settings)
 ├── StoreError         (also a RuntimeError) the grant / principal / outbox store cannot be used
 │   └── DatabaseError  the SQLite database at LUMID_ACL_DB_PATH (lumid_core.db)
-└── UpstreamError      (also a RuntimeError) an upstream exchange gave no usable reply
-                       (lumid_core.http; lum.id introspection, Runmesh, the optimizer build on it)
+├── UpstreamError      (also a RuntimeError) an upstream exchange gave no usable reply
+│                      (lumid_core.http; lum.id introspection, Runmesh, the optimizer build on it)
+└── CliError           a `lumid` command failed (lumid_core.cli, exit status 1)
+    └── UsageError     a usage mistake found only when the command runs (exit status 2)
 ```
 
 Catch `LumidError` to handle anything the plugins raise deliberately; anything else

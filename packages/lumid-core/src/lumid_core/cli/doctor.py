@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from lumid_core.hosts import KNOWN_HOSTS, installed_hosts
 
-from ._common import UsageError, emit_json, printable
+from ._errors import UsageError
+from ._output import emit_json, printable
 
 if TYPE_CHECKING:
     from lumid_core.doctor import Check
@@ -19,6 +20,7 @@ __all__ = ["add_parser", "run_checks"]
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add `lumid doctor` to the top-level subparsers `sub`."""
     doctor = sub.add_parser(
         "doctor",
         help="check the configuration before starting a server",
