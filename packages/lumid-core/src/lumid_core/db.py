@@ -284,6 +284,11 @@ class Database:
         return db
 
     async def close(self) -> None:
+        """Wait for the pending group commit, then close all three connections.
+
+        Also stops the file watcher and removes the server record (`dbfile`) a
+        `watch=True` open wrote. Closing twice is a no-op.
+        """
         if self._closed:
             return
         if self._flusher is not None:
@@ -422,16 +427,20 @@ class Database:
             raise
 
     async def _on_writer[T](self, fn: Callable[..., T], *args: Any) -> T:
-        """Run `fn(sqlite3_connection, *args)` on the writer's thread: one hop, however
-        many statements `fn` runs (aiosqlite's queue; its connection is only ever
-        used from that thread)."""
+        """Run `fn(sqlite3_connection, *args)` on the writer's thread.
+
+        One hop, however many statements `fn` runs (aiosqlite's queue; its connection
+        is only ever used from that thread).
+        """
         conn = self._writer._conn
         result: T = await self._writer._execute(fn, conn, *args)  # type: ignore[no-untyped-call]
         return result
 
     async def _rollback(self) -> None:
-        """ROLLBACK on the writer's thread if a transaction is open; never raises
-        sqlite's error (the caller's original error is the one to report)."""
+        """ROLLBACK on the writer's thread if a transaction is open.
+
+        Never raises sqlite's error (the caller's original error is the one to report).
+        """
         await self._on_writer(rollback)
 
     async def transaction[T](self, work: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
@@ -505,8 +514,11 @@ def legacy_layout_problem(conn: sqlite3.Connection) -> str | None:
 
 
 def _read_only_uri(path: Path) -> str:
-    """`mode=ro`; on a read-only mount with no `-shm` file beside a WAL database
-    (SQLite cannot create one there) `immutable=1`, as nothing can write it either."""
+    """The read-only `file:` URI for `path`: `mode=ro`, plus `immutable=1` when needed.
+
+    `immutable=1` is added on a read-only mount with no `-shm` file beside a WAL
+    database (SQLite cannot create one there), as nothing can write it either.
+    """
     from urllib.parse import quote
 
     uri = f"file:{quote(str(path.resolve()))}?mode=ro"
@@ -525,8 +537,11 @@ def _read_only_uri(path: Path) -> str:
 def _check_read_only(
     path: Path, env_var: str, legacy_ok: bool = False
 ) -> tuple[int, frozenset[str]]:
-    """(schema version, table names) of the file, opened read-only; `DatabaseError` if
-    it is missing, not a database, newer than this code or in a layout to migrate."""
+    """(schema version, table names) of the file, opened read-only.
+
+    Raises `DatabaseError` if it is missing, not a database, newer than this code or
+    in a layout to migrate.
+    """
     where = f"{env_var}={str(path)!r}"
     if not path.is_file():
         raise DatabaseError(
@@ -620,12 +635,15 @@ class ReadOnlyDatabase(Database):
         return DatabaseError(f"{self._env_var}={str(self.path)!r}: opened read-only")
 
     def write(self, sql: str, params: Params = ()) -> Awaitable[int]:
+        """Refuse: always raises `DatabaseError` (opened read-only)."""
         raise self._refuse()
 
     async def transaction[T](self, work: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
+        """Refuse: always raises `DatabaseError` (opened read-only); `work` never runs."""
         raise self._refuse()
 
     async def close(self) -> None:
+        """Close the two reading connections (there is no writer); twice is a no-op."""
         if self._closed:
             return
         self._closed = True
