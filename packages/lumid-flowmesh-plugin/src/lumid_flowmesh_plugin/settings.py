@@ -78,6 +78,7 @@ class FlowMeshSettings(LumidSettings):
 
     @property
     def billing_enabled(self) -> bool:
+        """Billing is on when both RUNMESH_BILLING_BASE_URL and FLOWMESH_BRIDGE_SECRET are set."""
         return bool(self.runmesh_billing_base_url) and bool(self.bridge_secret)
 
     @property
@@ -96,8 +97,10 @@ class FlowMeshSettings(LumidSettings):
 
     @property
     def balance_guard_note(self) -> str | None:
-        """Why LUMID_BALANCE_GUARD's value reads as off although it is not a spelling
-        of off (0.2.x's meaning, kept), or None."""
+        """Why LUMID_BALANCE_GUARD reads as off although it is no spelling of off, or None.
+
+        Every value but `on` means off, as in lumid-plugins 0.2.x.
+        """
         word = self.lumid_balance_guard
         if word == "on" or word in _OFF_WORDS or not word:
             return None
@@ -108,4 +111,5 @@ class FlowMeshSettings(LumidSettings):
 
     @property
     def guard_enabled(self) -> bool:
+        """The balance guard runs: billing is on and LUMID_BALANCE_GUARD is `on`."""
         return self.billing_enabled and self.lumid_balance_guard == "on"

@@ -75,8 +75,11 @@ class LumilakeSettings(LumidSettings):
 
     @property
     def ignored_legacy_db_path(self) -> Path | None:
-        """LUMID_LUMILAKE_ACL_DB_PATH when it names another file than the one in use
-        (LUMID_ACL_DB_PATH is set too): its 0.2.x grants are neither used nor migrated."""
+        """LUMID_LUMILAKE_ACL_DB_PATH when it names another file than the one in use.
+
+        That is when LUMID_ACL_DB_PATH is set too: the old file's 0.2.x grants are
+        then neither used nor migrated.
+        """
         old = self.lumid_lumilake_acl_db_path
         if old is None or old.expanduser() == self.lumid_acl_db_path.expanduser():
             return None
