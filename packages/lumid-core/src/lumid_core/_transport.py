@@ -361,10 +361,14 @@ class ConnectionPool:
     async def aclose(self) -> None:
         """Close every idle connection; ones in use close when their exchange ends."""
         self._closed = True
+        dropped = False
         for idle in self._idle.values():
             while idle:
                 self._discard(idle.pop())
+                dropped = True
         self._idle.clear()
+        if dropped:
+            await asyncio.sleep(0)  # let the loop close the sockets (abort defers it)
 
 
 _DEFAULT_CONTEXT: ssl.SSLContext | None = None
