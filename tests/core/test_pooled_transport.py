@@ -265,6 +265,23 @@ async def test_an_unreachable_upstream_is_a_connect_error() -> None:
         await pooled.aclose()
 
 
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("ftp://127.0.0.1/x", "UnsupportedProtocol"),
+        ("http://[::1/x", "InvalidURL"),
+        ("http://127.0.0.1:99999/x", "InvalidURL"),
+        ("http://127.0.0.1/é", "InvalidURL"),
+    ],
+)
+async def test_a_url_it_cannot_use_is_unreachable(
+    client: PooledClient, url: str, reason: str
+) -> None:
+    with pytest.raises(UpstreamUnreachable, match=reason):
+        await _get(client, url)
+    assert client.pool.open_connections == 0
+
+
 def _certificate(folder: Path) -> tuple[Path, Path]:
     """A self-signed certificate for localhost (only) and its key, as PEM files."""
     key = ec.generate_private_key(ec.SECP256R1())

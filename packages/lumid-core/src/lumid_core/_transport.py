@@ -264,7 +264,10 @@ class ConnectionPool:
         found = self._targets.get(url)
         if found is not None:
             return found
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+        except ValueError:
+            raise Broken("InvalidURL: the URL cannot be parsed") from None
         scheme = parts.scheme.lower()
         if scheme not in ("http", "https") or not parts.hostname:
             raise Broken(f"UnsupportedProtocol: not an http(s) URL ({scheme or 'no scheme'})")
