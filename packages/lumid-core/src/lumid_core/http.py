@@ -11,18 +11,24 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import json
+import ssl
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
+from types import TracebackType
 from typing import Any, Final
+from urllib.parse import urlencode
 
 import httpx
 
+from ._transport import Broken, ConnectionPool, TooLarge
 from .errors import UpstreamError
 from .settings import LumidSettings
 
 __all__ = [
     "DEFAULT_MAX_REPLY_BYTES",
     "LaneTransport",
+    "PooledClient",
     "ReplyTooLarge",
     "UpstreamError",
     "UpstreamReply",
@@ -39,6 +45,8 @@ DEFAULT_MAX_REPLY_BYTES: Final = 256 * 1024
 _USER_AGENT: Final = "lumid-core"
 # Replies are small JSON: ask for them as they are, so the cap counts what is kept.
 _IDENTITY: Final = {"Accept-Encoding": "identity"}
+# What the pooled fast path of `exchange` encodes itself; anything else goes to httpx.
+_POOLED_KEYS: Final = frozenset({"headers", "data", "json", "content", "timeout"})
 
 
 class UpstreamTimeout(UpstreamError):
@@ -89,7 +97,13 @@ async def exchange(
     `UpstreamTimeout` past the deadline, `ReplyTooLarge` when the body exceeds
     `max_bytes` (stopped as soon as it does: nothing larger is ever held), and
     `UpstreamUnreachable` for any other transport failure. Any status is a reply.
+
+    On a `PooledClient` (what `make_http_client` returns) the exchange runs on the
+    client's own keep-alive pool (`lumid_core._transport`), a fraction of httpx's
+    per-request CPU, with the same guarantees; other clients go through httpx.
     """
+    if isinstance(client, PooledClient) and request.keys() <= _POOLED_KEYS:
+        return await _exchange_pooled(client, method, url, deadline, max_bytes, request)
     headers = {**_IDENTITY, **(request.pop("headers", None) or {})}
     try:
         async with asyncio.timeout(deadline):
@@ -106,6 +120,52 @@ async def exchange(
         if isinstance(exc, httpx.TimeoutException):
             raise UpstreamTimeout(f"no complete reply within {deadline:g}s") from None
         raise UpstreamUnreachable(describe_http_error(exc, deadline)) from None
+
+
+async def _exchange_pooled(
+    client: PooledClient,
+    method: str,
+    url: str,
+    deadline: float,
+    max_bytes: int,
+    request: dict[str, Any],
+) -> UpstreamReply:
+    headers = {**client.default_headers, "accept-encoding": "identity"}
+    extra = request.get("headers")
+    if extra:
+        headers.update((k.lower(), v) for k, v in extra.items())
+    body = _encode_body(request, headers)
+    if body or method not in ("GET", "HEAD"):
+        headers["content-length"] = str(len(body))
+    try:
+        wire = [(k.encode("ascii"), v.encode("latin-1")) for k, v in headers.items()]
+    except UnicodeError:
+        raise UpstreamUnreachable("LocalProtocolError: a request header is not latin-1") from None
+    try:
+        async with asyncio.timeout(deadline):
+            reply = await client.pool.request(method, url, wire, body, max_bytes)
+    except TimeoutError:
+        raise UpstreamTimeout(f"no complete reply within {deadline:g}s") from None
+    except TooLarge as exc:
+        raise ReplyTooLarge(str(exc)) from None
+    except Broken as exc:
+        raise UpstreamUnreachable(str(exc)) from None
+    return UpstreamReply(reply.status, httpx.Headers(reply.headers), reply.body)
+
+
+def _encode_body(request: dict[str, Any], headers: dict[str, str]) -> bytes:
+    """The body of `data=` (a form), `json=` or `content=`, as httpx would encode it."""
+    if (data := request.get("data")) is not None:
+        headers.setdefault("content-type", "application/x-www-form-urlencoded")
+        return urlencode(data, doseq=True).encode("ascii")
+    if (payload := request.get("json")) is not None:
+        headers.setdefault("content-type", "application/json")
+        text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        return text.encode("utf-8")
+    content = request.get("content")
+    if content is None:
+        return b""
+    return content.encode("utf-8") if isinstance(content, str) else bytes(content)
 
 
 async def _read(response: httpx.Response, max_bytes: int) -> bytes:
@@ -160,21 +220,61 @@ def _run_blocking[T](work: Callable[[], Coroutine[Any, Any, T]]) -> T:
         return pool.submit(lambda: asyncio.run(work())).result()
 
 
-def make_http_client(settings: LumidSettings) -> httpx.AsyncClient:
+def make_http_client(settings: LumidSettings) -> PooledClient:
     """The one pooled client a plugin opens at install and closes at shutdown.
 
-    Its connections are lanes (see `LaneTransport`): at most
-    `2 * max(LUMID_INTROSPECT_CONCURRENCY, 8)` keep-alive connections, each in a pool
-    of its own.
+    `exchange` on it uses at most `2 * max(LUMID_INTROSPECT_CONCURRENCY, 8)`
+    keep-alive connections (see `PooledClient`).
     """
     size = max(settings.lumid_introspect_concurrency, 8)
-    return httpx.AsyncClient(
-        timeout=httpx.Timeout(settings.lumid_introspect_timeout_seconds),
-        transport=LaneTransport(size * 2),
+    return PooledClient(
+        size * 2,
+        timeout=settings.lumid_introspect_timeout_seconds,
         headers={"User-Agent": _USER_AGENT},
-        follow_redirects=False,
-        trust_env=False,
     )
+
+
+class PooledClient(httpx.AsyncClient):
+    """An httpx client whose `exchange`s run on a keep-alive pool of its own.
+
+    `exchange(client, ...)` sends through `pool` (a `ConnectionPool` of at most
+    `size` connections); the httpx methods (`get`, `post`, `send`...) still work, on
+    `size` one-connection lanes (`LaneTransport`) opened only if they are used. No
+    proxy or netrc variables, no redirects; https is verified (`ssl_context`, else
+    the same CA list httpx uses). `headers` are sent with every request.
+    """
+
+    def __init__(
+        self,
+        size: int,
+        *,
+        timeout: float,
+        headers: dict[str, str] | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        super().__init__(
+            timeout=httpx.Timeout(timeout),
+            transport=LaneTransport(size, ssl_context=ssl_context),
+            headers=headers,
+            follow_redirects=False,
+            trust_env=False,
+        )
+        self.pool = ConnectionPool(size, ssl_context=ssl_context)
+        self.default_headers = {k.lower(): v for k, v in (headers or {}).items()}
+
+    async def aclose(self) -> None:
+        """Close the pool's connections and httpx's."""
+        await self.pool.aclose()
+        await super().aclose()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None = None,
+        exc_value: BaseException | None = None,
+        traceback: TracebackType | None = None,
+    ) -> None:
+        await self.pool.aclose()  # httpx's own __aexit__ does not call aclose()
+        await super().__aexit__(exc_type, exc_value, traceback)
 
 
 class LaneTransport(httpx.AsyncBaseTransport):
@@ -190,10 +290,10 @@ class LaneTransport(httpx.AsyncBaseTransport):
     its connection on first use.
     """
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, *, ssl_context: ssl.SSLContext | None = None) -> None:
         if size < 1:
             raise ValueError("a LaneTransport needs at least one lane")
-        context = httpx.create_ssl_context(trust_env=False)
+        context = ssl_context or httpx.create_ssl_context(trust_env=False)
         limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
         self._lanes = [
             httpx.AsyncHTTPTransport(verify=context, limits=limits, trust_env=False)

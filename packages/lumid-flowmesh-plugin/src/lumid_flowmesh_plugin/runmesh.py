@@ -16,11 +16,9 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
-import httpx
-
 from lumid_core.http import (
     DEFAULT_MAX_REPLY_BYTES,
-    LaneTransport,
+    PooledClient,
     UpstreamError,
     UpstreamReply,
     exchange,
@@ -105,22 +103,12 @@ class RunmeshClient:
         self.delivery_timeout = delivery_timeout
         self._max_reply = max_reply_bytes
         headers = {"X-Bridge-Secret": secret, "User-Agent": _USER_AGENT}
-        # One-connection lanes: httpx's own pool costs O(connections) per request
-        # (docs/performance.md), which halves delivery at 16 in flight.
-        self._delivery = httpx.AsyncClient(
-            timeout=httpx.Timeout(delivery_timeout),
-            transport=LaneTransport(delivery_concurrency),
-            headers=headers,
-            follow_redirects=False,
-            trust_env=False,
+        # Keep-alive pools of lumid-core (`PooledClient`): exchanges skip httpx's
+        # per-request work (docs/performance.md).
+        self._delivery = PooledClient(
+            delivery_concurrency, timeout=delivery_timeout, headers=headers
         )
-        self._guard = httpx.AsyncClient(
-            timeout=httpx.Timeout(guard_timeout),
-            limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
-            headers=headers,
-            follow_redirects=False,
-            trust_env=False,
-        )
+        self._guard = PooledClient(32, timeout=guard_timeout, headers=headers)
 
     def __repr__(self) -> str:
         return f"RunmeshClient(base_url={self.base_url!r})"
