@@ -23,7 +23,9 @@ from urllib.parse import quote
 
 __all__ = ["INSTALL_HINT", "PgCluster", "find_pg_bin"]
 
-INSTALL_HINT: Final = "PostgreSQL server binaries not found (initdb, pg_ctl): apt-get install postgresql"
+INSTALL_HINT: Final = (
+    "PostgreSQL server binaries not found (initdb, pg_ctl): apt-get install postgresql"
+)
 ADMIN: Final = "lumid_admin"
 
 
@@ -93,7 +95,7 @@ class PgCluster:
                 os.chown(path, pg.pw_uid, pg.pw_gid)
         os.chmod(pwfile, 0o600)
         run = self._as_owner()
-        subprocess.run(
+        subprocess.run(  # noqa: S603 (fixed argv: the machine's PostgreSQL binaries)
             [
                 *run,
                 str(self.bin_dir / "initdb"),
@@ -120,7 +122,7 @@ class PgCluster:
             "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
             "-c max_connections=300"
         )
-        subprocess.run(
+        subprocess.run(  # noqa: S603 (fixed argv: the machine's PostgreSQL binaries)
             [
                 *run,
                 str(self.bin_dir / "pg_ctl"),
@@ -146,7 +148,7 @@ class PgCluster:
         if root is None:
             return
         try:
-            subprocess.run(
+            subprocess.run(  # noqa: S603 (fixed argv: the machine's PostgreSQL binaries)
                 [
                     *self._as_owner(),
                     str(self.bin_dir / "pg_ctl"),
@@ -176,14 +178,17 @@ class PgCluster:
 
     # -- use ----------------------------------------------------------------------
 
-    def url(self, database: str = "postgres", *, user: str = ADMIN, password: str | None = None) -> str:
+    def url(
+        self, database: str = "postgres", *, user: str = ADMIN, password: str | None = None
+    ) -> str:
         """A postgresql:// URL on 127.0.0.1 (the admin role's password by default)."""
         pw = self.password if password is None else password
-        return f"postgresql://{quote(user, safe='')}:{quote(pw, safe='')}@127.0.0.1:{self.port}/{database}"
+        auth = f"{quote(user, safe='')}:{quote(pw, safe='')}"
+        return f"postgresql://{auth}@127.0.0.1:{self.port}/{database}"
 
     def psql(self, sql: str, database: str = "postgres") -> str:
         """Run `sql` as the admin role over TCP and return psql's unaligned output."""
-        out = subprocess.run(
+        out = subprocess.run(  # noqa: S603 (fixed argv: the machine's PostgreSQL binaries)
             [
                 str(self.bin_dir / "psql"),
                 "-X",
