@@ -13,7 +13,14 @@ import pytest
 
 from lumid_core import Database, SqliteGrantStore
 from lumid_core.directory import PrincipalDirectory, SqlitePrincipalDirectory
-from lumid_core.pg import PgDatabase, PgGrantStore, PgParentLinks, PgPrincipalDirectory
+from lumid_core.outbox import Outbox
+from lumid_core.pg import (
+    PgDatabase,
+    PgGrantStore,
+    PgOutbox,
+    PgParentLinks,
+    PgPrincipalDirectory,
+)
 from lumid_core.store.base import GrantStore
 from lumid_core.store.parents import ParentLinks, SqliteParentLinks
 
@@ -27,6 +34,7 @@ class Stores:
     parents: ParentLinks
     close: Callable[[], Awaitable[None]]
     break_delete_of: Callable[[str], Awaitable[None]]
+    outbox: Callable[[str], Outbox | PgOutbox]
     import_grants: Callable[[Any], Awaitable[int]] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -64,6 +72,7 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
                 SqliteParentLinks(db),
                 db.close,
                 break_sqlite,
+                lambda sink: Outbox(db, sink),
             )
             opened.append(stores)
             return stores
@@ -86,13 +95,14 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
             await conn.close()
 
         async def open_pg() -> Stores:
-            db = await PgDatabase.open(url, pool_size=4)
+            pg = await PgDatabase.open(url, pool_size=4)
             stores = Stores(
-                PgGrantStore(db),
-                PgPrincipalDirectory(db),
-                PgParentLinks(db),
-                db.close,
+                PgGrantStore(pg),
+                PgPrincipalDirectory(pg),
+                PgParentLinks(pg),
+                pg.close,
                 break_pg,
+                lambda sink: PgOutbox(pg, sink, lease_seconds=2.0),
             )
             opened.append(stores)
             return stores

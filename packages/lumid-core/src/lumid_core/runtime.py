@@ -1,8 +1,9 @@
 """What every host plugin opens at install and closes at shutdown.
 
 `open_runtime` validates nothing by itself (settings arrive validated), opens the
-database, the pooled HTTP client and the identity provider, and closes them in
-reverse order. Plugins build their policy, hooks and bindings on top.
+store (SQLite at LUMID_ACL_DB_PATH, or the shared PostgreSQL store when
+LUMID_DATABASE_URL is set), the pooled HTTP client and the identity provider, and
+closes them in reverse order. Plugins build their policy, hooks and bindings on top.
 """
 
 from __future__ import annotations
@@ -15,11 +16,14 @@ from dataclasses import dataclass
 import httpx
 
 from .db import Database
-from .directory import SqlitePrincipalDirectory
+from .directory import PrincipalDirectory, SqlitePrincipalDirectory
 from .identity import LumIdIdentityProvider, make_http_client
+from .outbox import Outbox
+from .pg import PgDatabase, PgGrantStore, PgOutbox, PgParentLinks, PgPrincipalDirectory
 from .registrar import Registrar
 from .settings import LumidSettings
-from .store import SqliteGrantStore
+from .store import GrantStore, SqliteGrantStore
+from .store.parents import ParentLinks, SqliteParentLinks
 
 __all__ = ["CoreRuntime", "open_runtime"]
 
@@ -27,32 +31,69 @@ __all__ = ["CoreRuntime", "open_runtime"]
 @dataclass(frozen=True)
 class CoreRuntime:
     settings: LumidSettings
-    db: Database
-    store: SqliteGrantStore
-    directory: SqlitePrincipalDirectory
+    db: Database | PgDatabase
+    """The open backend; `db.path` is the SQLite file or the redacted PostgreSQL URL."""
+    store: GrantStore
+    directory: PrincipalDirectory
+    parents: ParentLinks
     http: httpx.AsyncClient
     identity: LumIdIdentityProvider
     registrar: Registrar
     exit_stack: AsyncExitStack
     """Plugins push their own clean-ups here; they run before the core's."""
 
+    def outbox(self, sink: str) -> Outbox | PgOutbox:
+        """The outbox of `sink` on this runtime's backend."""
+        if isinstance(self.db, PgDatabase):
+            return PgOutbox(self.db, sink, lease_seconds=self.settings.lumid_outbox_lease_seconds)
+        return Outbox(self.db, sink)
+
+
+async def _open_backend(
+    settings: LumidSettings, plugin: str, logger: logging.Logger
+) -> Database | PgDatabase:
+    url = settings.database_url
+    if url is None:
+        return await Database.open(settings.lumid_acl_db_path)
+    if "lumid_acl_db_path" in settings.model_fields_set:
+        logger.warning(
+            "%s: LUMID_ACL_DB_PATH is ignored: LUMID_DATABASE_URL selects the PostgreSQL store",
+            plugin,
+        )
+    return await PgDatabase.open(
+        url,
+        pool_size=settings.lumid_database_pool_size,
+        statement_timeout_seconds=settings.lumid_database_statement_timeout_seconds,
+    )
+
 
 @asynccontextmanager
 async def open_runtime(
     settings: LumidSettings, *, plugin: str, logger: logging.Logger
 ) -> AsyncIterator[CoreRuntime]:
-    """Open the database, HTTP client and identity provider for `plugin`.
+    """Open the store, HTTP client and identity provider for `plugin`.
 
-    Raises `lumid_core.db.DatabaseError` (a RuntimeError naming LUMID_ACL_DB_PATH)
-    when the database cannot be used.
+    Raises `lumid_core.db.DatabaseError` (a RuntimeError naming LUMID_ACL_DB_PATH,
+    or LUMID_DATABASE_URL for PostgreSQL) when the store cannot be used.
     """
     async with AsyncExitStack() as stack:
-        db = await Database.open(settings.lumid_acl_db_path)
+        db = await _open_backend(settings, plugin, logger)
         stack.push_async_callback(db.close)
+        store: GrantStore
+        directory: PrincipalDirectory
+        parents: ParentLinks
+        if isinstance(db, PgDatabase):
+            store, directory, parents = (
+                PgGrantStore(db),
+                PgPrincipalDirectory(db),
+                PgParentLinks(db),
+            )
+        else:
+            store = SqliteGrantStore(db)
+            directory = SqlitePrincipalDirectory(db)
+            parents = SqliteParentLinks(db)
         http = make_http_client(settings)
         stack.push_async_callback(http.aclose)
-        store = SqliteGrantStore(db)
-        directory = SqlitePrincipalDirectory(db)
         identity = LumIdIdentityProvider(
             name=f"{plugin}.identity", settings=settings, client=http, directory=directory
         )
@@ -66,6 +107,7 @@ async def open_runtime(
             db=db,
             store=store,
             directory=directory,
+            parents=parents,
             http=http,
             identity=identity,
             registrar=registrar,

@@ -54,6 +54,21 @@ def _no_userinfo(value: str) -> str:
     return value
 
 
+def _database_url(value: SecretStr | None) -> SecretStr | None:
+    # A local check (the integrator may move it to lumid_core.urls); never echoes it.
+    if value is None:
+        return None
+    url = value.get_secret_value().strip()
+    if not url:
+        return None
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.lower() not in ("postgresql", "postgres"):
+        raise ValueError("must be a postgresql:// (or postgres://) URL, or unset for SQLite")
+    if not rest.strip("/") or any(c.isspace() for c in url):
+        raise ValueError("must be a postgresql://user:password@host:port/database URL")
+    return SecretStr(url)
+
+
 class LumidSettings(BaseSettings):
     """Environment shared by both hosts (see docs/configuration in the README)."""
 
@@ -75,10 +90,22 @@ class LumidSettings(BaseSettings):
     lumid_identity_cache_ttl_seconds: Annotated[float, Field(ge=0, le=3600)] = 60.0
     lumid_identity_cache_size: Annotated[int, Field(ge=0, le=10_000_000)] = 10_000
     lumid_max_token_bytes: Annotated[int, Field(ge=64, le=1_048_576)] = 8192
+    # The shared PostgreSQL store (docs/scaling.md); unset: SQLite at LUMID_ACL_DB_PATH.
+    # A SecretStr: its password stays out of reprs and error messages.
+    lumid_database_url: Annotated[SecretStr | None, AfterValidator(_database_url)] = None
+    lumid_database_pool_size: Annotated[int, Field(ge=1, le=1000)] = 10
+    lumid_database_statement_timeout_seconds: Annotated[float, Field(gt=0, le=3600)] = 30.0
+    lumid_outbox_lease_seconds: Annotated[float, Field(ge=1, le=86_400)] = 60.0
 
     @property
     def introspect_url(self) -> str:
         return f"{self.lum_id_base_url}/oauth/introspect"
+
+    @property
+    def database_url(self) -> str | None:
+        """LUMID_DATABASE_URL in clear (for the driver only; never log it), or None."""
+        url = self.lumid_database_url
+        return None if url is None else url.get_secret_value()
 
 
 def _is_secret(settings_cls: type[BaseSettings], name: str) -> bool:

@@ -21,7 +21,7 @@ from typing import Any, Final
 
 from flowmesh_hook import UsageRow
 
-from lumid_core import Database, PrincipalDirectory
+from lumid_core import PrincipalDirectory
 from lumid_core.outbox import (
     Deliver,
     Held,
@@ -33,6 +33,8 @@ from lumid_core.outbox import (
     RateLimitedLog,
 )
 from lumid_core.outbox import OutboxEntry as Entry
+from lumid_core.pg import PgOutbox
+from lumid_core.store.parents import ParentLinks
 
 from .registrar import workflow_of
 from .runmesh import RunmeshClient
@@ -168,14 +170,16 @@ class RunmeshUsageSink:
         self,
         *,
         name: str,
-        outbox: Outbox,
+        outbox: Outbox | PgOutbox,
         directory: PrincipalDirectory,
+        parents: ParentLinks,
         worker: OutboxWorker | None = None,
     ) -> None:
         self.name = name
         self._outbox = outbox
         self._db = outbox.db
         self._directory = directory
+        self._parents = parents
         self._worker = worker
         self._warn = RateLimitedLog(logging.getLogger(name.split(".", 1)[0]), 60.0)
 
@@ -192,7 +196,7 @@ class RunmeshUsageSink:
                 principal_id = _text(fields.get("principal_id"))
                 task_id = _text(fields.get("task_id"))
                 email = await self._directory.email_for(principal_id) if principal_id else None
-                workflow_id = workflow_of(self._db, task_id) if task_id else None
+                workflow_id = await workflow_of(self._parents, task_id) if task_id else None
                 entries.append(
                     row_to_entry(row, email_known=email is not None, workflow_id=workflow_id)
                 )
@@ -202,11 +206,11 @@ class RunmeshUsageSink:
                 f"{_text(_Fields(r).get('task_id'))}={_text(_Fields(r).get('cost'))}" for r in rows
             )
             logger.error(
-                "%s: could not queue %d usage rows for billing (task=cost: %s) in "
-                "LUMID_ACL_DB_PATH=%s: %s",
+                "%s: could not queue %d usage rows for billing (task=cost: %s) in %s=%s: %s",
                 self.name,
                 len(rows),
                 lost[:1000],
+                "LUMID_DATABASE_URL" if isinstance(self._outbox, PgOutbox) else "LUMID_ACL_DB_PATH",
                 self._db.path,
                 exc,
             )
@@ -238,7 +242,7 @@ class RunmeshBilling:
     """Everything billing opened at install; closed by `open_billing`'s exit."""
 
     sink: RunmeshUsageSink
-    outbox: Outbox
+    outbox: Outbox | PgOutbox
     worker: OutboxWorker
     client: RunmeshClient
 
@@ -250,7 +254,9 @@ class RunmeshBilling:
         return await self.worker.drain(within)
 
 
-def _delivery(client: RunmeshClient, directory: PrincipalDirectory, db: Database) -> Deliver:
+def _delivery(
+    client: RunmeshClient, directory: PrincipalDirectory, parents: ParentLinks
+) -> Deliver:
     async def deliver(entry: Entry) -> Outcome:
         payload = entry.payload
         principal_id = _text(payload.get("userSub"))
@@ -258,7 +264,7 @@ def _delivery(client: RunmeshClient, directory: PrincipalDirectory, db: Database
         if email is None:
             return Held(principal_id, f"no email known for {principal_id}")
         if not payload.get("workflowId"):
-            late = workflow_of(db, entry.key)
+            late = await workflow_of(parents, entry.key)
             if late is not None:
                 payload = {**payload, "workflowId": late}
         return await client.post_entry(entry_body(payload, email))
@@ -270,8 +276,9 @@ def _delivery(client: RunmeshClient, directory: PrincipalDirectory, db: Database
 async def open_billing(
     settings: FlowMeshSettings,
     *,
-    db: Database,
+    outbox: Outbox | PgOutbox,
     directory: PrincipalDirectory,
+    parents: ParentLinks,
     plugin: str,
     logger: logging.Logger,
 ) -> AsyncIterator[RunmeshBilling]:
@@ -286,7 +293,6 @@ async def open_billing(
         delivery_concurrency=settings.lumid_billing_concurrency,
         guard_timeout=settings.lumid_balance_guard_timeout_seconds,
     )
-    outbox = Outbox(db, BILLING_SINK)
 
     async def recheck() -> int:
         waiting = await outbox.held_on()
@@ -297,8 +303,8 @@ async def open_billing(
         return released
 
     worker = OutboxWorker(
-        outbox,
-        _delivery(client, directory, db),
+        outbox,  # type: ignore[arg-type]  # PgOutbox: the same methods (see lumid_core.pg.outbox)
+        _delivery(client, directory, parents),
         logger=logger,
         name=f"{plugin}.billing",
         concurrency=settings.lumid_billing_concurrency,
@@ -312,7 +318,11 @@ async def open_billing(
         retention_seconds=settings.lumid_billing_retention_days * 86400.0,
     )
     sink = RunmeshUsageSink(
-        name=f"{plugin}.billing", outbox=outbox, directory=directory, worker=worker
+        name=f"{plugin}.billing",
+        outbox=outbox,
+        directory=directory,
+        parents=parents,
+        worker=worker,
     )
     try:
         worker.start()

@@ -11,9 +11,10 @@ from typing import Final
 from flowmesh_hook import BaseBindings
 
 from lumid_core import PermissionEngine, load_settings
+from lumid_core.pg import redact
 from lumid_core.runtime import open_runtime
 
-from .billing import RunmeshBilling, open_billing
+from .billing import BILLING_SINK, RunmeshBilling, open_billing
 from .guard import BalanceGuard
 from .policy import FLOWMESH_POLICY
 from .registrar import FlowMeshRegistrar
@@ -47,7 +48,9 @@ async def install() -> AsyncIterator[FlowMeshBindings]:
         engine = PermissionEngine(
             name=f"{PLUGIN}.permissions", policy=FLOWMESH_POLICY, store=rt.store
         )
-        registrar = FlowMeshRegistrar(name=f"{PLUGIN}.registrar", core=rt.registrar, db=rt.db)
+        registrar = FlowMeshRegistrar(
+            name=f"{PLUGIN}.registrar", core=rt.registrar, parents=rt.parents
+        )
         supplier = NamespaceSupplierResolver(name=f"{PLUGIN}.supplier")
         billing: RunmeshBilling | None = None
         guards: tuple[BalanceGuard, ...] = ()
@@ -55,8 +58,9 @@ async def install() -> AsyncIterator[FlowMeshBindings]:
             billing = await rt.exit_stack.enter_async_context(
                 open_billing(
                     settings,
-                    db=rt.db,
+                    outbox=rt.outbox(BILLING_SINK),
                     directory=rt.directory,
+                    parents=rt.parents,
                     plugin=PLUGIN,
                     logger=logger,
                 )
@@ -116,7 +120,9 @@ def describe(settings: FlowMeshSettings) -> str:
         off.append(f"billing ({reason})")
         off.append(f"balance guard ({reason})")
     on.append("supplier (worker namespace)")
-    line = f"hooks on: {', '.join(on)}; database {settings.lumid_acl_db_path}"
+    url = settings.database_url
+    database = settings.lumid_acl_db_path if url is None else redact(url)
+    line = f"hooks on: {', '.join(on)}; database {database}"
     if off:
         line += f"; off: {', '.join(off)}"
     return line

@@ -7,6 +7,7 @@ interfaces as the SQLite store; see docs/scaling.md.
 from .database import ENV_VAR, PgDatabase, PgStoreError, redact
 from .directory import PgPrincipalDirectory
 from .grants import PgGrantStore
+from .outbox import PgOutbox
 from .parents import PgParentLinks
 from .schema import SCHEMA_VERSION
 
@@ -15,6 +16,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "PgDatabase",
     "PgGrantStore",
+    "PgOutbox",
     "PgParentLinks",
     "PgPrincipalDirectory",
     "PgStoreError",
