@@ -45,7 +45,7 @@ async def test_install_registers_checks_and_bills_on_postgresql(
             await registrar.register(
                 alice, ResourceRef(kind="task", id="t1", metadata={"workflow_id": "w1"}), log
             )
-            assert await checker.accessible_ids(alice, "workflow", "read", log) == {"w1"}
+            assert await checker.accessible_ids(alice, "workflow", "read", log) == frozenset({"w1"})
             await plugin.usage_sinks[0].emit([usage_row("t1")], log)
             assert plugin.billing is not None
             assert await plugin.billing.drain(20)
