@@ -56,8 +56,10 @@ _CLAIM: Final = (
     "RETURNING o.sink, o.key, o.state, o.attempts, o.created_at, o.updated_at, o.reason, "
     "o.payload, o.hold_on, o.next_attempt_at"
 )
+# Pending rows, and when the next one can be claimed (its schedule or its lease's end).
 _SNAPSHOT: Final = (
-    "SELECT count(*), min(next_attempt_at) FROM lumid_outbox WHERE sink = $1 AND state = 'pending'"
+    "SELECT count(*), min(GREATEST(next_attempt_at, lease_until)) FROM lumid_outbox "
+    "WHERE sink = $1 AND state = 'pending'"
 )
 _MARK: Final = (
     "UPDATE lumid_outbox SET state = $1, attempts = attempts + 1, updated_at = $2, "
@@ -104,7 +106,8 @@ class PgOutbox:
         self.sink = sink
         self.lease_seconds = lease_seconds
         self._pool = db.pool
-        self._pending = 0
+        # None until the first look: never report "nothing pending" before looking.
+        self._pending: int | None = None
         self._next_due: float | None = None
 
     def __repr__(self) -> str:
@@ -126,10 +129,7 @@ class PgOutbox:
             reasons.append(e.reason)
             payloads.append(json.dumps(dict(e.payload), separators=(",", ":"), sort_keys=True))
         await self._pool.execute(_ADD, self.sink, ts, keys, states, holds, reasons, payloads)
-        pending = sum(1 for s in states if s == "pending")
-        if pending:
-            self._pending += pending
-            self._next_due = ts if self._next_due is None else min(self._next_due, ts)
+        self._bump(sum(1 for s in states if s == "pending"), ts)
 
     # -- the delivery side ------------------------------------------------------
 
@@ -151,6 +151,11 @@ class PgOutbox:
         self._remember(snap)
         return sorted((_entry(r) for r in rows), key=lambda e: e.next_attempt_at)
 
+    def _bump(self, added: int, due_at: float) -> None:
+        if added and self._pending is not None:
+            self._pending += added
+            self._next_due = due_at if self._next_due is None else min(self._next_due, due_at)
+
     def _remember(self, snap: Any) -> None:
         if snap is not None:
             self._pending = int(snap[0])
@@ -161,14 +166,17 @@ class PgOutbox:
         return self._next_due
 
     def pending_count(self) -> int:
-        """Pending rows, as of this replica's last claim or mark (see `count_pending`)."""
-        return self._pending
+        """Pending rows, as of this replica's last claim or mark (see `count_pending`).
+
+        Before the first look it answers 1: a drain never ends before looking.
+        """
+        return 1 if self._pending is None else self._pending
 
     async def count_pending(self) -> int:
         """Pending rows of this sink on the server, now."""
         snap = await self._pool.fetchrow(_SNAPSHOT, self.sink)
         self._remember(snap)
-        return self._pending
+        return self.pending_count()
 
     async def earliest_due(self) -> float | None:
         """When the earliest pending row is due, on the server, now."""
@@ -219,9 +227,7 @@ class PgOutbox:
             values,
         )
         moved = _count(status)
-        if moved:
-            self._pending += moved
-            self._next_due = now if self._next_due is None else min(self._next_due, now)
+        self._bump(moved, now)
         return moved
 
     async def prune_delivered(self, older_than_seconds: float) -> int:
@@ -303,7 +309,5 @@ class PgOutbox:
         else:
             status = await self._pool.execute(sql + " AND key = $3", now, self.sink, key)
         moved = _count(status)
-        if moved:
-            self._pending += moved
-            self._next_due = now if self._next_due is None else min(self._next_due, now)
+        self._bump(moved, now)
         return moved
