@@ -8,7 +8,6 @@ import signal
 import sys
 import textwrap
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -49,7 +48,7 @@ REPLICA = textwrap.dedent(
 @pytest.fixture
 async def shared(
     flowmesh_env: dict[str, str], pg_url: str, fake_runmesh: FakeRunmesh
-) -> AsyncIterator[dict[str, str]]:
+) -> dict[str, str]:
     """The replicas' environment; alice's email is known in the shared directory."""
     db = await PgDatabase.open(pg_url, pool_size=1)
     await PgPrincipalDirectory(db).record("alice", "alice@example.com")
@@ -59,7 +58,7 @@ async def shared(
     env.pop("LUMID_ACL_DB_PATH", None)
     env["LUMID_OUTBOX_LEASE_SECONDS"] = "2"
     env["LUMID_BILLING_TIMEOUT_SECONDS"] = "30"  # a hung post stays in flight
-    yield env
+    return env
 
 
 async def _start(env: dict[str, str], *args: str) -> asyncio.subprocess.Process:
