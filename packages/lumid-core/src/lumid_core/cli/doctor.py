@@ -94,7 +94,12 @@ async def run_checks(host: str, environ: Mapping[str, str] = os.environ) -> list
             )
         )
 
-    db_check, db = await check_database(settings.lumid_acl_db_path)
+    if settings.database_url is not None:  # the shared PostgreSQL store (docs/scaling.md)
+        from lumid_core.pg.doctor import check_postgres
+
+        db_check, db = await check_postgres(settings), None
+    else:
+        db_check, db = await check_database(settings.lumid_acl_db_path)
     checks.append(db_check)
     http = make_http_client(settings)
     try:
