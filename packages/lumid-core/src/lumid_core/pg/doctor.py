@@ -7,7 +7,7 @@ from typing import Final
 from lumid_core.doctor import Check, Status
 from lumid_core.settings import LumidSettings
 
-from .database import ENV_VAR, PgDatabase, PgStoreError, redact, reason_for
+from .database import ENV_VAR, PgDatabase, PgStoreError, reason_for, redact
 from .schema import SCHEMA_VERSION, version
 
 __all__ = ["check_postgres"]
