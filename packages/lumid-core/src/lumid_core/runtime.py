@@ -12,6 +12,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -19,11 +20,13 @@ from .db import Database
 from .directory import PrincipalDirectory, SqlitePrincipalDirectory
 from .identity import LumIdIdentityProvider, make_http_client
 from .outbox import Outbox
-from .pg import PgDatabase, PgGrantStore, PgOutbox, PgParentLinks, PgPrincipalDirectory
 from .registrar import Registrar
 from .settings import LumidSettings
 from .store import GrantStore, SqliteGrantStore
 from .store.parents import ParentLinks, SqliteParentLinks
+
+if TYPE_CHECKING:  # asyncpg is imported only when LUMID_DATABASE_URL selects it
+    from .pg import PgDatabase, PgOutbox
 
 __all__ = ["CoreRuntime", "open_runtime"]
 
@@ -44,9 +47,11 @@ class CoreRuntime:
 
     def outbox(self, sink: str) -> Outbox | PgOutbox:
         """The outbox of `sink` on this runtime's backend."""
-        if isinstance(self.db, PgDatabase):
-            return PgOutbox(self.db, sink, lease_seconds=self.settings.lumid_outbox_lease_seconds)
-        return Outbox(self.db, sink)
+        if isinstance(self.db, Database):
+            return Outbox(self.db, sink)
+        from .pg import PgOutbox
+
+        return PgOutbox(self.db, sink, lease_seconds=self.settings.lumid_outbox_lease_seconds)
 
 
 async def _open_backend(
@@ -55,6 +60,8 @@ async def _open_backend(
     url = settings.database_url
     if url is None:
         return await Database.open(settings.lumid_acl_db_path)
+    from .pg import PgDatabase
+
     if "lumid_acl_db_path" in settings.model_fields_set:
         logger.warning(
             "%s: LUMID_ACL_DB_PATH is ignored: LUMID_DATABASE_URL selects the PostgreSQL store",
@@ -82,16 +89,16 @@ async def open_runtime(
         store: GrantStore
         directory: PrincipalDirectory
         parents: ParentLinks
-        if isinstance(db, PgDatabase):
-            store, directory, parents = (
-                PgGrantStore(db),
-                PgPrincipalDirectory(db),
-                PgParentLinks(db),
-            )
-        else:
+        if isinstance(db, Database):
             store = SqliteGrantStore(db)
             directory = SqlitePrincipalDirectory(db)
             parents = SqliteParentLinks(db)
+        else:
+            from .pg import PgGrantStore, PgParentLinks, PgPrincipalDirectory
+
+            store = PgGrantStore(db)
+            directory = PgPrincipalDirectory(db)
+            parents = PgParentLinks(db)
         http = make_http_client(settings)
         stack.push_async_callback(http.aclose)
         identity = LumIdIdentityProvider(

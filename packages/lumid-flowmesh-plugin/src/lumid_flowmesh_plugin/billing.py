@@ -17,11 +17,11 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from flowmesh_hook import UsageRow
 
-from lumid_core import PrincipalDirectory
+from lumid_core import Database, PrincipalDirectory
 from lumid_core.outbox import (
     Deliver,
     Held,
@@ -33,10 +33,12 @@ from lumid_core.outbox import (
     RateLimitedLog,
 )
 from lumid_core.outbox import OutboxEntry as Entry
-from lumid_core.pg import PgOutbox
 from lumid_core.store.parents import ParentLinks
 
 from .registrar import workflow_of
+
+if TYPE_CHECKING:  # asyncpg is imported only when LUMID_DATABASE_URL selects it
+    from lumid_core.pg import PgOutbox
 from .runmesh import RunmeshClient
 from .settings import FlowMeshSettings
 
@@ -210,7 +212,7 @@ class RunmeshUsageSink:
                 self.name,
                 len(rows),
                 lost[:1000],
-                "LUMID_DATABASE_URL" if isinstance(self._outbox, PgOutbox) else "LUMID_ACL_DB_PATH",
+                "LUMID_ACL_DB_PATH" if isinstance(self._db, Database) else "LUMID_DATABASE_URL",
                 self._db.path,
                 exc,
             )

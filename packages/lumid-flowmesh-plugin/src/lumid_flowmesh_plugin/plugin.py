@@ -11,7 +11,6 @@ from typing import Final
 from flowmesh_hook import BaseBindings
 
 from lumid_core import PermissionEngine, load_settings
-from lumid_core.pg import redact
 from lumid_core.runtime import open_runtime
 
 from .billing import BILLING_SINK, RunmeshBilling, open_billing
@@ -121,7 +120,12 @@ def describe(settings: FlowMeshSettings) -> str:
         off.append(f"balance guard ({reason})")
     on.append("supplier (worker namespace)")
     url = settings.database_url
-    database = settings.lumid_acl_db_path if url is None else redact(url)
+    if url is None:
+        database: object = settings.lumid_acl_db_path
+    else:
+        from lumid_core.pg import redact  # asyncpg only when PostgreSQL is configured
+
+        database = redact(url)
     line = f"hooks on: {', '.join(on)}; database {database}"
     if off:
         line += f"; off: {', '.join(off)}"
