@@ -13,7 +13,7 @@ from typing import Any
 
 from lumid_core import __version__
 
-from . import acl, billing, doctor
+from . import acl, billing, db, doctor
 from ._common import CliError
 
 __all__ = ["build_parser", "main"]
@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_parser(sub)
     acl.add_parser(sub)
     billing.add_parser(sub)
+    db.add_parser(sub)
     return parser
 
 

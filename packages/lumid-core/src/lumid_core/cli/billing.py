@@ -13,10 +13,10 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from lumid_core.db import Database
-from lumid_core.outbox import STATES, Outbox, OutboxEntry
+from lumid_core.outbox import STATES, OutboxEntry
 
-from ._common import CliError, add_db_option, emit_json, locate_db, open_db
+from ._backend import open_store, outbox_of, sinks_of
+from ._common import CliError, add_db_option, emit_json
 
 __all__ = ["add_parser"]
 
@@ -67,12 +67,6 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     retry.set_defaults(run=_retry)
 
 
-async def _sinks(db: Database, only: str | None) -> list[str]:
-    if only is not None:
-        return [only]
-    return [str(s) for s in await db.read_column("SELECT DISTINCT sink FROM outbox ORDER BY 1")]
-
-
 def _age(seconds: float | None) -> str:
     if seconds is None:
         return "-"
@@ -93,9 +87,9 @@ def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
 
 
 async def _status(args: argparse.Namespace) -> int:
-    db = await open_db(locate_db(args.db), create=False)
+    db = await open_store(args.db)
     try:
-        stats = {sink: await Outbox(db, sink).stats() for sink in await _sinks(db, args.sink)}
+        stats = {sink: await outbox_of(db, sink).stats() for sink in await sinks_of(db, args.sink)}
     finally:
         await db.close()
     if args.json:
@@ -152,11 +146,11 @@ def _entry_json(e: OutboxEntry) -> dict[str, Any]:
 
 async def _ls(args: argparse.Namespace) -> int:
     state: str | None = "dead" if args.dead else args.state
-    db = await open_db(locate_db(args.db), create=False)
+    db = await open_store(args.db)
     try:
         entries: list[OutboxEntry] = []
-        for sink in await _sinks(db, args.sink):
-            entries += await Outbox(db, sink).entries(state=state, limit=args.limit)
+        for sink in await sinks_of(db, args.sink):
+            entries += await outbox_of(db, sink).entries(state=state, limit=args.limit)
     finally:
         await db.close()
     entries.sort(key=lambda e: (e.created_at, e.sink, e.key))
@@ -188,13 +182,13 @@ async def _ls(args: argparse.Namespace) -> int:
 
 
 async def _retry(args: argparse.Namespace) -> int:
-    db = await open_db(locate_db(args.db), create=False)
+    db = await open_store(args.db)
     try:
-        sinks = await _sinks(db, args.sink)
+        sinks = await sinks_of(db, args.sink)
         moved = 0
         states: list[str] = []
         for sink in sinks:
-            outbox = Outbox(db, sink)
+            outbox = outbox_of(db, sink)
             if args.all_dead:
                 moved += await outbox.retry(all_dead=True)
             else:

@@ -1,0 +1,54 @@
+"""Which store a `lumid` command uses: `--db` (SQLite), else LUMID_DATABASE_URL, else SQLite.
+
+The PostgreSQL driver is imported only when LUMID_DATABASE_URL selects it.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from lumid_core.db import Database
+from lumid_core.outbox import Outbox
+
+from ._common import CliError, locate_db, open_db
+
+if TYPE_CHECKING:
+    from lumid_core.pg import PgDatabase, PgOutbox
+
+__all__ = ["open_store", "outbox_of", "sinks_of"]
+
+URL_VAR = "LUMID_DATABASE_URL"
+
+
+async def open_store(db_override: str | None) -> Database | PgDatabase:
+    """The store the server uses (an existing SQLite file, or the shared PostgreSQL)."""
+    url = os.environ.get(URL_VAR, "").strip()
+    if db_override is not None or not url:
+        return await open_db(locate_db(db_override), create=False)
+    from lumid_core.pg import PgDatabase, PgStoreError
+
+    try:
+        return await PgDatabase.open(url, pool_size=2)
+    except PgStoreError as exc:
+        raise CliError(str(exc)) from None
+
+
+def outbox_of(store: Database | PgDatabase, sink: str) -> Outbox | PgOutbox:
+    """The outbox of `sink` on `store`."""
+    if isinstance(store, Database):
+        return Outbox(store, sink)
+    from lumid_core.pg import PgOutbox
+
+    return PgOutbox(store, sink)
+
+
+async def sinks_of(store: Database | PgDatabase, only: str | None) -> list[str]:
+    """`[only]`, or every sink that has ever queued a row."""
+    if only is not None:
+        return [only]
+    if isinstance(store, Database):
+        column = await store.read_column("SELECT DISTINCT sink FROM outbox ORDER BY 1")
+        return [str(s) for s in column]
+    rows = await store.pool.fetch("SELECT DISTINCT sink FROM lumid_outbox ORDER BY 1")
+    return [str(r[0]) for r in rows]
