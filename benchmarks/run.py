@@ -16,6 +16,7 @@ from pathlib import Path
 
 from .bench_billing import run_billing
 from .bench_identity import run_identity, run_memory
+from .bench_pg import run_pg
 from .bench_store import run_store
 from .common import Result
 
@@ -27,6 +28,7 @@ SUITES: dict[str, Suite] = {
     "store": run_store,
     "billing": run_billing,
     "memory": run_memory,
+    "pg": run_pg,
 }
 
 

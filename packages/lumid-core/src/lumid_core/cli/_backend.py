@@ -10,22 +10,24 @@ from typing import TYPE_CHECKING
 
 from lumid_core.db import Database
 from lumid_core.outbox import Outbox
+from lumid_core.store import SqliteGrantStore
 
 from ._common import CliError, locate_db, open_db
 
 if TYPE_CHECKING:
-    from lumid_core.pg import PgDatabase, PgOutbox
+    from lumid_core.pg import PgDatabase, PgGrantStore, PgOutbox
 
-__all__ = ["open_store", "outbox_of", "sinks_of"]
+__all__ = ["grant_store_of", "open_store", "outbox_of", "principals_by_email", "sinks_of"]
 
 URL_VAR = "LUMID_DATABASE_URL"
 
 
-async def open_store(db_override: str | None) -> Database | PgDatabase:
-    """The store the server uses (an existing SQLite file, or the shared PostgreSQL)."""
+async def open_store(db_override: str | None, *, create: bool = False) -> Database | PgDatabase:
+    """The store the server uses: the SQLite file (which must exist unless `create`),
+    or the shared PostgreSQL when LUMID_DATABASE_URL is set and `--db` is not given."""
     url = os.environ.get(URL_VAR, "").strip()
     if db_override is not None or not url:
-        return await open_db(locate_db(db_override), create=False)
+        return await open_db(locate_db(db_override), create=create)
     from lumid_core.pg import PgDatabase, PgStoreError
 
     try:
@@ -51,4 +53,28 @@ async def sinks_of(store: Database | PgDatabase, only: str | None) -> list[str]:
         column = await store.read_column("SELECT DISTINCT sink FROM outbox ORDER BY 1")
         return [str(s) for s in column]
     rows = await store.pool.fetch("SELECT DISTINCT sink FROM lumid_outbox ORDER BY 1")
+    return [str(r[0]) for r in rows]
+
+
+def grant_store_of(store: Database | PgDatabase) -> SqliteGrantStore | PgGrantStore:
+    """The grant store on `store`."""
+    if isinstance(store, Database):
+        return SqliteGrantStore(store)
+    from lumid_core.pg import PgGrantStore
+
+    return PgGrantStore(store)
+
+
+async def principals_by_email(store: Database | PgDatabase, email: str) -> list[str]:
+    """The principal ids identity recorded with `email` (case-insensitive), sorted."""
+    if isinstance(store, Database):
+        column = await store.read_column(
+            "SELECT principal_id FROM principals WHERE email = ? COLLATE NOCASE ORDER BY 1",
+            (email,),
+        )
+        return [str(s) for s in column]
+    rows = await store.pool.fetch(
+        "SELECT principal_id FROM lumid_principals WHERE lower(email) = lower($1) ORDER BY 1",
+        email,
+    )
     return [str(r[0]) for r in rows]

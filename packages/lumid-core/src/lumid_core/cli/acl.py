@@ -18,13 +18,17 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final, TextIO
+from typing import TYPE_CHECKING, Any, Final, TextIO
 
 from lumid_core.db import Database, DatabaseError
 from lumid_core.doctor import installed_hosts, load_host_doctor
-from lumid_core.store import Grant, Level, SqliteGrantStore
+from lumid_core.store import Grant, Level
 
-from ._common import CliError, add_db_option, locate_db, open_db
+from ._backend import grant_store_of, open_store, principals_by_email
+from ._common import CliError, add_db_option, locate_db
+
+if TYPE_CHECKING:
+    from lumid_core.pg import PgDatabase
 
 __all__ = ["add_parser"]
 
@@ -113,15 +117,12 @@ def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-async def _principal(db: Database, args: argparse.Namespace) -> str | None:
+async def _principal(db: Database | PgDatabase, args: argparse.Namespace) -> str | None:
     """`--principal`, or the sub that identity recorded for `--email` (exactly one)."""
     if args.email is None:
         principal: str | None = args.principal
         return principal
-    subs = await db.read_column(
-        "SELECT principal_id FROM principals WHERE email = ? COLLATE NOCASE ORDER BY 1",
-        (args.email,),
-    )
+    subs = await principals_by_email(db, args.email)
     if not subs:
         raise CliError(
             f"--email {args.email!r}: no principal with that email has used this server yet "
@@ -139,7 +140,7 @@ def _who(args: argparse.Namespace, principal: str) -> str:
     return principal if args.email is None else f"{principal} ({args.email})"
 
 
-async def _filters(db: Database, args: argparse.Namespace) -> dict[str, str | None]:
+async def _filters(db: Database | PgDatabase, args: argparse.Namespace) -> dict[str, str | None]:
     return {"kind": args.kind, "id": args.id, "principal_id": await _principal(db, args)}
 
 
@@ -156,7 +157,7 @@ _LS_SIZING_ROWS: Final = 1000
 
 
 async def _ls(args: argparse.Namespace) -> int:
-    db = await open_db(locate_db(args.db), create=False)
+    db = await open_store(args.db)
     widths: list[int] | None = None
     first: list[tuple[str, ...]] = []
     shown = 0
@@ -173,7 +174,7 @@ async def _ls(args: argparse.Namespace) -> int:
         first.clear()
 
     try:
-        async for g in SqliteGrantStore(db).iter_grants(**await _filters(db, args)):
+        async for g in grant_store_of(db).iter_grants(**await _filters(db, args)):
             row = (
                 _printable(g.kind),
                 _printable(g.id),
@@ -233,11 +234,11 @@ async def _grant(args: argparse.Namespace) -> int:
     level = Level.parse(args.level)
     if not args.any_kind:
         check_kind(args.kind)
-    db = await open_db(locate_db(args.db), create=True)
+    db = await open_store(args.db, create=True)
     try:
         principal = await _principal(db, args)
         assert principal is not None  # argparse requires --principal or --email
-        store = SqliteGrantStore(db)
+        store = grant_store_of(db)
         await store.grant(args.kind, args.id, principal, level)
         held = await store.level(args.kind, args.id, principal)
     finally:
@@ -257,11 +258,11 @@ async def _grant(args: argparse.Namespace) -> int:
 
 
 async def _revoke(args: argparse.Namespace) -> int:
-    db = await open_db(locate_db(args.db), create=False)
+    db = await open_store(args.db)
     try:
         principal = await _principal(db, args)
         assert principal is not None  # argparse requires --principal or --email
-        removed = await SqliteGrantStore(db).revoke(args.kind, args.id, principal)
+        removed = await grant_store_of(db).revoke(args.kind, args.id, principal)
     finally:
         await db.close()
     what = f"{args.kind} {args.id!r}"
@@ -284,10 +285,10 @@ def _grant_json(g: Grant) -> dict[str, Any]:
 
 
 async def _export(args: argparse.Namespace) -> int:
-    db = await open_db(locate_db(args.db), create=False)
+    db = await open_store(args.db)
     count = 0
     try:
-        async for g in SqliteGrantStore(db).iter_grants(**await _filters(db, args)):
+        async for g in grant_store_of(db).iter_grants(**await _filters(db, args)):
             sys.stdout.write(json.dumps(_grant_json(g), separators=(",", ":")) + "\n")
             count += 1
     finally:
@@ -374,8 +375,8 @@ def _read_lines(name: str) -> tuple[list[Grant], str]:
 async def _import(args: argparse.Namespace) -> int:
     grants, source = _read_lines(args.file)
     where = locate_db(args.db)
-    db = await open_db(where, create=True)
-    store = SqliteGrantStore(db)
+    db = await open_store(args.db, create=True)
+    store = grant_store_of(db)
     count = 0
     try:
         # Short transactions, with a pause between them: a running server's writes
@@ -397,5 +398,5 @@ async def _import(args: argparse.Namespace) -> int:
         ) from None
     finally:
         await db.close()
-    print(f"imported {count} grants from {source} into {where.path}")
+    print(f"imported {count} grants from {source} into {db.path}")
     return 0

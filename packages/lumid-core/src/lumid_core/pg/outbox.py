@@ -9,8 +9,8 @@ mid-delivery holds its rows only until the lease ends, then any replica takes th
 
 `pending_count()` and `next_due_at()` are synchronous in the SQLite outbox (point
 reads the worker makes in the event loop); here they answer from this replica's
-snapshot, refreshed by every `due()` and `mark()`. `count_pending()` and
-`earliest_due()` ask the server.
+snapshot, refreshed by every `due()` (two bounded index reads) and adjusted by its
+own outcomes. `count_pending()` and `earliest_due()` ask the server.
 """
 
 from __future__ import annotations
@@ -57,10 +57,16 @@ _CLAIM: Final = (
     "o.payload, o.hold_on, o.next_attempt_at"
 )
 # Pending rows, and when the next one can be claimed (its schedule or its lease's end).
+# Both bounded: a count up to `_COUNT_CAP` and an index lookup (lumid_outbox_next), so a
+# claim costs the same with 10 or 10 million rows waiting.
+_COUNT_CAP: Final = 1000
 _SNAPSHOT: Final = (
-    "SELECT count(*), min(GREATEST(next_attempt_at, lease_until)) FROM lumid_outbox "
-    "WHERE sink = $1 AND state = 'pending'"
+    "SELECT (SELECT count(*) FROM (SELECT 1 FROM lumid_outbox WHERE sink = $1 "  # noqa: S608 (constant)
+    f"AND state = 'pending' LIMIT {_COUNT_CAP + 1}) AS capped), "
+    "(SELECT GREATEST(next_attempt_at, lease_until) FROM lumid_outbox WHERE sink = $1 "
+    "AND state = 'pending' ORDER BY GREATEST(next_attempt_at, lease_until) LIMIT 1)"
 )
+_COUNT: Final = "SELECT count(*) FROM lumid_outbox WHERE sink = $1 AND state = 'pending'"
 _MARK: Final = (
     "UPDATE lumid_outbox SET state = $1, attempts = attempts + 1, updated_at = $2, "
     "next_attempt_at = $3, hold_on = $4, reason = $5, claimed_by = NULL, lease_until = 0 "
@@ -166,17 +172,16 @@ class PgOutbox:
         return self._next_due
 
     def pending_count(self) -> int:
-        """Pending rows, as of this replica's last claim or mark (see `count_pending`).
+        """Pending rows, as of this replica's last claim, less its outcomes since.
 
-        Before the first look it answers 1: a drain never ends before looking.
+        Exact up to 1,000 (1,001 means "more"); before the first look it answers 1,
+        so a drain never ends before looking. `count_pending` asks the server.
         """
         return 1 if self._pending is None else self._pending
 
     async def count_pending(self) -> int:
-        """Pending rows of this sink on the server, now."""
-        snap = await self._pool.fetchrow(_SNAPSHOT, self.sink)
-        self._remember(snap)
-        return self.pending_count()
+        """Pending rows of this sink on the server, now (exact)."""
+        return int(await self._pool.fetchval(_COUNT, self.sink))
 
     async def earliest_due(self) -> float | None:
         """When the earliest pending row is due, on the server, now."""
@@ -196,10 +201,9 @@ class PgOutbox:
                 args = ("dead", now, now, None, reason)
             case Held(hold_on=hold_on, reason=reason):
                 args = ("held", now, now, hold_on, reason)
-        async with self._pool.acquire() as conn:
-            await conn.execute(_MARK, *args, self.sink, key)
-            snap = await conn.fetchrow(_SNAPSHOT, self.sink)
-        self._remember(snap)
+        status = await self._pool.execute(_MARK, *args, self.sink, key)
+        if args[0] != "pending" and _count(status) and self._pending:
+            self._pending -= 1
 
     async def held_on(self) -> list[str]:
         """The distinct `hold_on` values of held rows."""

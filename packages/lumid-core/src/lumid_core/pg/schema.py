@@ -59,6 +59,8 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "CREATE INDEX lumid_outbox_due ON lumid_outbox (sink, next_attempt_at) "
         "WHERE state = 'pending'",
         "CREATE INDEX lumid_outbox_held ON lumid_outbox (sink, hold_on) WHERE state = 'held'",
+        "CREATE INDEX lumid_outbox_next ON lumid_outbox "
+        "(sink, (GREATEST(next_attempt_at, lease_until))) WHERE state = 'pending'",
         "CREATE INDEX lumid_outbox_by_state ON lumid_outbox (sink, state, created_at)",
     ),
 )
