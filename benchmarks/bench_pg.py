@@ -98,7 +98,13 @@ async def _grants(cluster: PgCluster, quick: bool) -> list[Result]:
         who = _principal("p7")
         refs = [ResourceRef(kind="workflow", id=f"wf{i}") for i in range(7, total, 1000)]
         m = len(refs)
-        raw = await asyncpg.create_pool(url, min_size=16, max_size=16)
+        # The same pool the plugin opens (size, settings), used by hand.
+        raw = await asyncpg.create_pool(
+            url,
+            min_size=1,
+            max_size=16,
+            server_settings={"application_name": "bench", "statement_timeout": "30000"},
+        )
         try:
 
             async def hook(i: int) -> None:

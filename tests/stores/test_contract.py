@@ -189,3 +189,16 @@ async def test_parent_links(backend: Backend) -> None:
     await p.link("task", "t1", "workflow", "w2")
     assert await p.parent("task", "t1", "workflow") == "w2"
     assert await p.parent("task", "t1", "node") is None
+
+
+async def test_concurrent_grants_all_land_and_the_highest_level_wins(backend: Backend) -> None:
+    s = (await backend.open()).grants
+    levels = [Level.READ, Level.WRITE, Level.READ]
+    await asyncio.gather(
+        *(s.grant("job", f"j{i % 50}", "alice", levels[i % 3]) for i in range(300)),
+        *(s.grant("job", f"j{i}", "bob", Level.READ) for i in range(200)),
+    )
+    got = {(g.id, g.principal_id): g.level for g in await all_grants(s)}
+    assert len(got) == 250
+    assert all(got[f"j{i}", "alice"] is Level.WRITE for i in range(50))
+    assert await s.ids("job", "bob", Level.READ) == {f"j{i}" for i in range(200)}

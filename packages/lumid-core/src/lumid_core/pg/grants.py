@@ -6,6 +6,7 @@ revoke through any replica counts on every replica's next check (zero staleness)
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterable
 from typing import Any, Final
 
@@ -20,6 +21,15 @@ _UPSERT: Final = (
     "INSERT INTO lumid_grants AS g (kind, id, principal_id, level, granted_at, last_seen_at) "  # noqa: S608 (constant SQL)
     f"VALUES ($1, $2, $3, $4, {NOW}, {NOW}) "
     "ON CONFLICT (kind, id, principal_id) DO UPDATE SET "
+    "level = GREATEST(g.level, excluded.level), last_seen_at = excluded.last_seen_at"
+)
+# Concurrent grants share one statement (a group commit): sorted by key, so two
+# replicas' batches lock rows in the same order and never deadlock.
+_UPSERT_MANY: Final = (
+    "INSERT INTO lumid_grants AS g (kind, id, principal_id, level, granted_at, last_seen_at) "  # noqa: S608 (constant SQL)
+    f"SELECT k, i, p, l, {NOW}, {NOW} "
+    "FROM unnest($1::text[], $2::text[], $3::text[], $4::int2[]) AS t(k, i, p, l) "
+    "ORDER BY k, i, p ON CONFLICT (kind, id, principal_id) DO UPDATE SET "
     "level = GREATEST(g.level, excluded.level), last_seen_at = excluded.last_seen_at"
 )
 _LEVEL: Final = "SELECT level FROM lumid_grants WHERE kind = $1 AND id = $2 AND principal_id = $3"
@@ -56,13 +66,63 @@ class PgGrantStore:
     def __init__(self, db: PgDatabase) -> None:
         self._db = db
         self._pool = db.pool
+        self._pending: list[tuple[str, str, str, int, asyncio.Future[None]]] = []
+        self._flusher: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
         return f"PgGrantStore({self._db!r})"
 
     async def grant(self, kind: str, id: str, principal_id: str, level: Level) -> None:
-        """Upsert a grant (never lowering its level); committed when this returns."""
-        await self._pool.execute(_UPSERT, kind, id, principal_id, int(level))
+        """Upsert a grant (never lowering its level); committed when this returns.
+
+        Grants arriving in the same event-loop turn are written by one statement.
+        """
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((kind, id, principal_id, int(level), future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        await future
+
+    async def _flush(self) -> None:
+        while self._pending:
+            await asyncio.sleep(0)  # let every grant ready in this turn join the batch
+            batch, self._pending = self._pending, []
+            try:
+                await self._write(batch)
+            except Exception as exc:
+                if len(batch) == 1:
+                    _settle(batch, self._db.error(exc, "writing a grant"))
+                    continue
+                for item in batch:  # one bad row must not fail its neighbours
+                    try:
+                        await self._write([item])
+                    except Exception as one:
+                        _settle([item], self._db.error(one, "writing a grant"))
+                    else:
+                        _settle([item], None)
+                continue
+            except BaseException as exc:  # cancelled: nobody may think it landed
+                _settle(batch, exc)
+                raise
+            _settle(batch, None)
+
+    async def _write(self, batch: list[tuple[str, str, str, int, asyncio.Future[None]]]) -> None:
+        if len(batch) == 1:
+            kind, rid, principal, level, _ = batch[0]
+            await self._pool.execute(_UPSERT, kind, rid, principal, level)
+            return
+        merged: dict[tuple[str, str, str], int] = {}
+        for kind, rid, principal, level, _ in batch:
+            key = (kind, rid, principal)
+            merged[key] = max(level, merged.get(key, 0))
+        keys = list(merged)
+        await self._pool.execute(
+            _UPSERT_MANY,
+            [k[0] for k in keys],
+            [k[1] for k in keys],
+            [k[2] for k in keys],
+            list(merged.values()),
+        )
 
     async def revoke(self, kind: str, id: str, principal_id: str) -> bool:
         """Remove one grant; True when there was one."""
@@ -162,6 +222,18 @@ class PgGrantStore:
                 return
             last = rows[-1]
             after = (last[0], last[1], last[2])
+
+
+def _settle(
+    batch: list[tuple[str, str, str, int, asyncio.Future[None]]], exc: BaseException | None
+) -> None:
+    for *_, future in batch:
+        if future.done():
+            continue
+        if exc is None:
+            future.set_result(None)
+        else:
+            future.set_exception(exc)
 
 
 async def _import_chunk(conn: Any, chunk: dict[tuple[str, str, str], list[Any]]) -> None:
