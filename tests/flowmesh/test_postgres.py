@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
@@ -140,3 +141,25 @@ async def test_a_newer_schema_is_refused_naming_the_variable(
     with pytest.raises(DatabaseError, match=r"LUMID_DATABASE_URL=.*schema version 99 is newer"):
         async with install():
             pass
+
+
+async def test_rows_held_on_one_replica_are_released_by_the_one_that_learns_the_email(
+    pg_env: str, fake_lumid: FakeLumId, fake_runmesh: FakeRunmesh, usage_row: RowFactory
+) -> None:
+    log = logging.getLogger("tests")
+    fake_runmesh.add_user("carol@x.io", "10")
+    token = fake_lumid.add_token("carol", scopes=["flowmesh:workflows:read"], email="carol@x.io")
+    async with install() as a, install() as b:
+        await a.usage_sinks[0].emit([usage_row("t1", "carol"), usage_row("t2", "carol")], log)
+        assert a.billing is not None
+        assert b.billing is not None
+        assert (await a.billing.stats()).held == 2
+        assert fake_runmesh.entries == {}
+        assert await b.identity_providers[0].resolve(token, log) is not None  # b learns it
+        deadline = time.monotonic() + 20
+        while (stats := await b.billing.stats()).delivered < 2:  # recorded after the post
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+    assert sorted(fake_runmesh.entries) == ["t1", "t2"]
+    assert (stats.held, stats.delivered) == (0, 2)
+    assert fake_runmesh.duplicates == 0
