@@ -18,10 +18,12 @@ from lumid_core.db import DatabaseError
 
 from .schema import SCHEMA_VERSION, SchemaTooNew, migrate
 
-__all__ = ["ENV_VAR", "PgDatabase", "PgStoreError", "reason_for", "redact"]
+__all__ = ["DRIVER_ERRORS", "ENV_VAR", "PgDatabase", "PgStoreError", "reason_for", "redact"]
 
 ENV_VAR: Final = "LUMID_DATABASE_URL"
 CONNECT_TIMEOUT_SECONDS: Final = 10.0
+DRIVER_ERRORS: Final = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+"""What the driver raises when the server cannot answer (stores turn it into PgStoreError)."""
 NOW: Final = "extract(epoch from clock_timestamp())::float8"
 """SQL for the server's clock in seconds: every replica stamps rows with one clock."""
 

@@ -12,7 +12,7 @@ from typing import Any, Final
 
 from lumid_core.store.base import Grant, Level, ReconcileResult
 
-from .database import NOW, PgDatabase
+from .database import DRIVER_ERRORS, NOW, PgDatabase
 from .schema import RECONCILE_LOCK
 
 __all__ = ["PgGrantStore"]
@@ -126,20 +126,35 @@ class PgGrantStore:
 
     async def revoke(self, kind: str, id: str, principal_id: str) -> bool:
         """Remove one grant; True when there was one."""
-        return _count(await self._pool.execute(_REVOKE, kind, id, principal_id)) > 0
+        try:
+            return _count(await self._pool.execute(_REVOKE, kind, id, principal_id)) > 0
+        except DRIVER_ERRORS as exc:
+            raise self._db.error(exc, "revoking a grant") from None
 
     async def delete_resource(self, kind: str, id: str) -> int:
         """Remove every grant on one resource; returns how many."""
-        return _count(await self._pool.execute(_DELETE, kind, id))
+        try:
+            return _count(await self._pool.execute(_DELETE, kind, id))
+        except DRIVER_ERRORS as exc:
+            raise self._db.error(exc, "deleting grants") from None
 
     async def level(self, kind: str, id: str, principal_id: str) -> Level | None:
-        """One prepared primary-key read (asyncpg caches the statement per connection)."""
-        value = await self._pool.fetchval(_LEVEL, kind, id, principal_id)
+        """One prepared primary-key read (asyncpg caches the statement per connection).
+
+        Raises `PgStoreError` (a `DatabaseError`) when the server cannot answer.
+        """
+        try:
+            value = await self._pool.fetchval(_LEVEL, kind, id, principal_id)
+        except DRIVER_ERRORS as exc:
+            raise self._db.error(exc, "reading a grant") from None
         return None if value is None else Level(value)
 
     async def ids(self, kind: str, principal_id: str, min_level: Level) -> frozenset[str]:
         """Ids of `kind` on which the principal holds at least `min_level` (index-only)."""
-        rows = await self._pool.fetch(_IDS, principal_id, kind, int(min_level))
+        try:
+            rows = await self._pool.fetch(_IDS, principal_id, kind, int(min_level))
+        except DRIVER_ERRORS as exc:
+            raise self._db.error(exc, "listing grants") from None
         return frozenset(r[0] for r in rows)
 
     async def import_grants(self, grants: Iterable[Grant]) -> int:
