@@ -79,8 +79,27 @@ class PgCluster:
         return [runuser, "-u", "postgres", "--"]
 
     def start(self) -> PgCluster:
-        """initdb into a temporary folder and start the server; returns self."""
-        root = Path(tempfile.mkdtemp(prefix="lumid-pg-"))
+        """initdb into a temporary folder and start the server; returns self.
+
+        Raises RuntimeError with the tool's own error output when either step fails.
+        """
+        try:
+            return self._start()
+        except subprocess.CalledProcessError as exc:
+            self.stop()
+            tool = Path(str(exc.cmd[-1] if exc.cmd[-1] == "start" else exc.cmd[0])).name
+            err = (exc.stderr or b"").decode(errors="replace").strip()[-800:]
+            raise RuntimeError(f"PostgreSQL test cluster: {tool} failed: {err}") from None
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> PgCluster:
+        # As root the server runs as `postgres`, which must reach the folder: /tmp is
+        # world-traversable where $TMPDIR may not be; a short path also keeps the
+        # socket's path under the 107-byte limit.
+        base = "/tmp" if os.geteuid() == 0 and os.path.isdir("/tmp") else None  # noqa: S108
+        root = Path(tempfile.mkdtemp(prefix="lumid-pg-", dir=base))
         self._root = root
         data, sock = root / "data", root / "sock"
         sock.mkdir()
