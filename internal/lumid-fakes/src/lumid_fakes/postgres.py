@@ -87,7 +87,8 @@ class PgCluster:
             return self._start()
         except subprocess.CalledProcessError as exc:
             self.stop()
-            tool = Path(str(exc.cmd[-1] if exc.cmd[-1] == "start" else exc.cmd[0])).name
+            names = [Path(str(part)).name for part in exc.cmd]
+            tool = next((n for n in names if n in ("initdb", "pg_ctl")), names[0])
             err = (exc.stderr or b"").decode(errors="replace").strip()[-800:]
             raise RuntimeError(f"PostgreSQL test cluster: {tool} failed: {err}") from None
         except BaseException:
