@@ -137,7 +137,9 @@ async def test_claims_never_overlap_and_a_lease_expires(
     keys_a, keys_b = {e.key for e in got_a}, {e.key for e in got_b}
     assert not keys_a & keys_b
     assert len(keys_a | keys_b) == 100
-    # Replica a "dies" without marking: its rows come back once the lease ends.
+    # Replica a "dies" without marking (its pool goes): its rows come back once the
+    # lease ends. (A real SIGKILL: tests/flowmesh/test_postgres_replicas.py.)
+    await two_replicas[0].close()
     for key in keys_b:
         await b.mark(key, Delivered())
     assert await b.due(limit=200) == []
@@ -148,6 +150,20 @@ async def test_claims_never_overlap_and_a_lease_expires(
     assert b.pending_count() == len(keys_a)
     for key in again:
         await b.mark(key, Delivered())
-    assert await a.count_pending() == 0
-    assert await a.earliest_due() is None
-    assert (await a.stats()).delivered == 100
+    assert await b.count_pending() == 0
+    assert await b.earliest_due() is None
+    assert (await b.stats()).delivered == 100
+
+
+async def test_a_live_replica_renews_its_leases_and_hands_them_back_on_close(
+    two_replicas: tuple[PgDatabase, PgDatabase],
+) -> None:
+    a, b = (PgOutbox(db, "billing", lease_seconds=1.0) for db in two_replicas)
+    await a.add([NewEntry(f"k{i}", {}) for i in range(10)])
+    assert len(await a.due(limit=10)) == 10  # queued on a, not delivered yet
+    await asyncio.sleep(2.5)  # well past one lease: a renewed them
+    assert await b.due(limit=10) == []
+    await a.aclose()  # a stops: its rows are free at once
+    assert sorted(e.key for e in await b.due(limit=10)) == sorted(f"k{i}" for i in range(10))
+    assert await a.due(limit=10) == []  # a closed outbox claims nothing more
+    await b.aclose()

@@ -51,7 +51,10 @@ class CoreRuntime:
             return Outbox(self.db, sink)
         from .pg import PgOutbox
 
-        return PgOutbox(self.db, sink, lease_seconds=self.settings.lumid_outbox_lease_seconds)
+        box = PgOutbox(self.db, sink, lease_seconds=self.settings.lumid_outbox_lease_seconds)
+        # Runs after the plugin's own clean-ups entered later (its worker stops first).
+        self.exit_stack.push_async_callback(box.aclose)
+        return box
 
 
 async def _open_backend(

@@ -4,8 +4,9 @@ Same method names and row semantics as `lumid_core.outbox.Outbox` (SQLite). What
 differs is claiming: `due()` takes rows with `SELECT ... FOR UPDATE SKIP LOCKED` and
 writes a lease (`claimed_by`, `lease_until`, on the server's clock) in the same
 statement, so two replicas never take the same row; a replica that dies
-mid-delivery holds its rows only until the lease ends, then any replica takes them.
-`mark()` records the outcome and drops the lease.
+mid-delivery holds its rows only until the lease ends (a live replica renews its
+leases), then any replica takes them. `mark()` records the outcome and drops the
+lease; `aclose()` hands back what a stopping replica still holds.
 
 `pending_count()` and `next_due_at()` are synchronous in the SQLite outbox (point
 reads the worker makes in the event loop); here they answer from this replica's
@@ -15,6 +16,8 @@ own outcomes. `count_pending()` and `earliest_due()` ask the server.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import time
 from collections.abc import Iterable, Sequence
@@ -67,6 +70,14 @@ _SNAPSHOT: Final = (
     "AND state = 'pending' ORDER BY GREATEST(next_attempt_at, lease_until) LIMIT 1)"
 )
 _COUNT: Final = "SELECT count(*) FROM lumid_outbox WHERE sink = $1 AND state = 'pending'"
+_RENEW: Final = (
+    f"UPDATE lumid_outbox SET lease_until = {NOW} + $3 "  # noqa: S608 (constant SQL)
+    "WHERE sink = $1 AND claimed_by = $2 AND state = 'pending'"
+)
+_RELEASE_CLAIMS: Final = (
+    "UPDATE lumid_outbox SET claimed_by = NULL, lease_until = 0 "
+    "WHERE sink = $1 AND claimed_by = $2 AND state = 'pending'"
+)
 _MARK: Final = (
     "UPDATE lumid_outbox SET state = $1, attempts = attempts + 1, updated_at = $2, "
     "next_attempt_at = $3, hold_on = $4, reason = $5, claimed_by = NULL, lease_until = 0 "
@@ -115,6 +126,8 @@ class PgOutbox:
         # None until the first look: never report "nothing pending" before looking.
         self._pending: int | None = None
         self._next_due: float | None = None
+        self._renewer: asyncio.Task[None] | None = None
+        self._closed = False
 
     def __repr__(self) -> str:
         return f"PgOutbox({self.sink!r}, {self.db!r})"
@@ -144,10 +157,13 @@ class PgOutbox:
     ) -> list[OutboxEntry]:
         """Claim pending rows whose next attempt is due, oldest schedule first.
 
-        Each returned row is leased to this replica for `lease_seconds`: no other
-        replica gets it until `mark()` or the lease's end. `skip` is accepted for
-        interface parity; claimed rows are never returned twice anyway.
+        Each returned row is leased to this replica for `lease_seconds`, renewed
+        every third of that while the replica lives: no other replica gets it until
+        `mark()`, `aclose()` or the lease's end after this process died. `skip` is
+        accepted for interface parity; claimed rows are never returned twice anyway.
         """
+        if self._closed:
+            return []
         ts = time.time() if now is None else now
         async with self._pool.acquire() as conn:
             rows = await conn.fetch(
@@ -155,7 +171,41 @@ class PgOutbox:
             )
             snap = await conn.fetchrow(_SNAPSHOT, self.sink)
         self._remember(snap)
+        if rows and (self._renewer is None or self._renewer.done()):
+            self._renewer = asyncio.create_task(self._renew(), name=f"{self.sink}-leases")
         return sorted((_entry(r) for r in rows), key=lambda e: e.next_attempt_at)
+
+    async def _renew(self) -> None:
+        """While this replica lives, keep the leases on the rows it still holds.
+
+        A row waiting in this replica's queue (or out on a slow delivery) is not taken
+        by another replica; a replica that dies stops renewing, and its leases end.
+        """
+        while not self._closed:
+            await asyncio.sleep(self.lease_seconds / 3)
+            if self._pool.is_closing():
+                return
+            try:
+                held = _count(
+                    await self._pool.execute(
+                        _RENEW, self.sink, self.db.replica_id, self.lease_seconds
+                    )
+                )
+            except Exception:  # noqa: S112 (the next round tries again; leases end by themselves)
+                continue
+            if not held:
+                return  # nothing held: the next claim starts a new renewer
+
+    async def aclose(self) -> None:
+        """Stop renewing and hand back the rows this replica holds (after its worker stops)."""
+        self._closed = True
+        task, self._renewer = self._renewer, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        with contextlib.suppress(Exception):
+            await self._pool.execute(_RELEASE_CLAIMS, self.sink, self.db.replica_id)
 
     def _bump(self, added: int, due_at: float) -> None:
         if added and self._pending is not None:
