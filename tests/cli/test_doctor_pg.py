@@ -96,3 +96,26 @@ async def test_a_read_only_role_fails_naming_what_it_lacks(
     check = _database(r)
     assert check["status"] == "FAIL"
     assert "cannot prepare the schema: permission denied" in check["detail"]
+
+
+async def test_flowmesh_reads_the_shared_billing_outbox(
+    cli: Cli, fake_lumid: FakeLumId, pg_url: str
+) -> None:
+    from lumid_core.outbox import NewEntry
+    from lumid_core.pg import PgOutbox
+
+    db = await PgDatabase.open(pg_url, pool_size=1)
+    await PgOutbox(db, "runmesh").add([NewEntry("t1", {}), NewEntry("t2", {}, dead=True)])
+    await db.close()
+    r = cli(
+        "doctor",
+        "--host",
+        "flowmesh",
+        "--json",
+        env={"LUM_ID_BASE_URL": fake_lumid.url, "LUMID_DATABASE_URL": pg_url},
+    )
+    doc = json.loads(r.stdout)
+    (outbox,) = [c for c in doc["checks"] if c["check"] == "billing outbox"]
+    assert outbox["status"] == "WARN"
+    assert outbox["detail"].startswith("1 pending, 0 held (no email yet), 0 delivered, 1 dead")
+    assert _database(r)["status"] == "OK"

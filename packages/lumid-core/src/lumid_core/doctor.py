@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Final, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Final, Protocol, runtime_checkable
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -29,6 +29,9 @@ from .db import SCHEMA_VERSION, Database, DatabaseError, schema_version
 from .identity import IntrospectionError, parse_introspection
 from .permissions import Policy
 from .settings import LumidSettings
+
+if TYPE_CHECKING:
+    from .pg import PgDatabase
 
 __all__ = [
     "DOCTOR_GROUP",
@@ -142,8 +145,9 @@ class DoctorContext:
     settings: LumidSettings
     http: httpx.AsyncClient
     environ: Mapping[str, str]
-    db: Database | None = None
-    """None when the database check failed."""
+    db: Database | PgDatabase | None = None
+    """The open store (SQLite, or PostgreSQL under LUMID_DATABASE_URL); None when the
+    database check failed."""
     lumid_ok: bool = False
     """True when lum.id answered the dummy introspection correctly."""
 

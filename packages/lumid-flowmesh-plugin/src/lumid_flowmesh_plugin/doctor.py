@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Final
 
+from lumid_core.db import Database
 from lumid_core.doctor import (
     Check,
     DoctorContext,
@@ -109,7 +110,12 @@ async def _billing(settings: FlowMeshSettings) -> Check:
 
 async def _outbox(ctx: DoctorContext) -> Check:
     assert ctx.db is not None
-    stats = await Outbox(ctx.db, BILLING_SINK).stats()
+    if isinstance(ctx.db, Database):
+        stats = await Outbox(ctx.db, BILLING_SINK).stats()
+    else:  # the shared PostgreSQL store (LUMID_DATABASE_URL)
+        from lumid_core.pg import PgOutbox
+
+        stats = await PgOutbox(ctx.db, BILLING_SINK).stats()
     summary = (
         f"{stats.pending} pending, {stats.held} held (no email yet), "
         f"{stats.delivered} delivered, {stats.dead} dead"

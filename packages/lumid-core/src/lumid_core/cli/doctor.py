@@ -7,6 +7,7 @@ import os
 import re
 from collections.abc import Mapping
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING
 
 from lumid_core.doctor import (
     KNOWN_HOSTS,
@@ -23,6 +24,10 @@ from lumid_core.identity import make_http_client
 from lumid_core.settings import LumidSettings, SettingsError, load_settings
 
 from ._common import emit_json
+
+if TYPE_CHECKING:
+    from lumid_core.db import Database
+    from lumid_core.pg import PgDatabase
 
 __all__ = ["add_parser", "run_checks"]
 
@@ -94,10 +99,11 @@ async def run_checks(host: str, environ: Mapping[str, str] = os.environ) -> list
             )
         )
 
+    db: Database | PgDatabase | None
     if settings.database_url is not None:  # the shared PostgreSQL store (docs/scaling.md)
         from lumid_core.pg.doctor import check_postgres
 
-        db_check, db = await check_postgres(settings), None
+        db_check, db = await check_postgres(settings)
     else:
         db_check, db = await check_database(settings.lumid_acl_db_path)
     checks.append(db_check)

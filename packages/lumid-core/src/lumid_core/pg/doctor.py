@@ -16,9 +16,12 @@ TABLES: Final = ("lumid_grants", "lumid_principals", "lumid_resource_parents", "
 PRIVILEGES: Final = ("SELECT", "INSERT", "UPDATE", "DELETE")
 
 
-async def check_postgres(settings: LumidSettings) -> Check:
+async def check_postgres(settings: LumidSettings) -> tuple[Check, PgDatabase | None]:
     """Open the store as `install()` does (migrating if needed), then check the role
-    may read and write every table. Never prints the password."""
+    may read and write every table. Never prints the password.
+
+    Returns the check and, when it passed, the open store (the caller closes it).
+    """
     url = settings.database_url
     assert url is not None
     shown = redact(url)
@@ -29,7 +32,7 @@ async def check_postgres(settings: LumidSettings) -> Check:
             statement_timeout_seconds=settings.lumid_database_statement_timeout_seconds,
         )
     except PgStoreError as exc:
-        return Check("database", Status.FAIL, str(exc), ENV_VAR)
+        return Check("database", Status.FAIL, str(exc), ENV_VAR), None
     try:
         async with db.pool.acquire() as conn:
             server = str(await conn.fetchval("SHOW server_version")).split(" ", 1)[0]
@@ -44,10 +47,12 @@ async def check_postgres(settings: LumidSettings) -> Check:
                         missing.append(f"{privilege} on {table}")
             role = str(await conn.fetchval("SELECT current_user"))
     except Exception as exc:
-        return Check("database", Status.FAIL, f"{ENV_VAR}={shown}: {reason_for(exc)}", ENV_VAR)
-    finally:
         await db.close()
+        return Check(
+            "database", Status.FAIL, f"{ENV_VAR}={shown}: {reason_for(exc)}", ENV_VAR
+        ), None
     if missing:
+        await db.close()
         return Check(
             "database",
             Status.FAIL,
@@ -55,11 +60,11 @@ async def check_postgres(settings: LumidSettings) -> Check:
             + (f" (and {len(missing) - 6} more)" if len(missing) > 6 else "")
             + "; the plugin writes grants, principals and the billing outbox",
             ENV_VAR,
-        )
+        ), None
     return Check(
         "database",
         Status.OK,
         f"{shown}: PostgreSQL {server}, schema v{found} (this lumid-core: v{SCHEMA_VERSION}), "
         f"role {role!r} may read and write every table",
         ENV_VAR,
-    )
+    ), db
