@@ -9,7 +9,7 @@ UV_VERSION := 0.13.9
 UV := $(CURDIR)/$(TOOLS)/bin/uv
 RUN := $(UV) run --locked --all-packages
 
-.PHONY: help sync test lint fmt typecheck
+.PHONY: help sync test test-fast lint fmt typecheck
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -35,8 +35,11 @@ $(UV):
 
 sync: .venv/.synced ## install the locked workspace into .venv
 
-test: .venv/.synced ## run the whole test suite
-	$(RUN) pytest
+test: .venv/.synced ## the whole suite, with coverage of the 3 wheels (floor: [tool.coverage.report])
+	$(RUN) pytest --cov --cov-report=term
+
+test-fast: .venv/.synced ## the inner loop: every test but the slow release ones (-m "not dist"), no coverage
+	$(RUN) pytest -m "not dist"
 
 lint: .venv/.synced ## ruff: lint and formatting
 	$(RUN) ruff check .

@@ -117,17 +117,6 @@ def wheel_metadata(wheel: Path) -> email.message.Message:
         return email.parser.Parser().parsestr(zf.read(name).decode())
 
 
-def module_version(wheel: Path, module: str) -> str | None:
-    """The `__version__ = "..."` literal of the wheel's top-level module, if any."""
-    with zipfile.ZipFile(wheel) as zf:
-        try:
-            text = zf.read(f"{module}/__init__.py").decode()
-        except KeyError:
-            return None
-    found = re.search(r"^__version__\s*=\s*[\"']([^\"']+)[\"']", text, re.MULTILINE)
-    return found.group(1) if found else None
-
-
 def check_metadata(dist_dir: Path, dists: Sequence[Dist]) -> None:
     """Every plugin requires the core with a bounded range holding the built core,
     and its host's hook package with a minimum version."""
@@ -136,12 +125,6 @@ def check_metadata(dist_dir: Path, dists: Sequence[Dist]) -> None:
         meta = wheel_metadata(artifacts(dist_dir, dist)[0])
         if meta["Version"] != version_of(dist):
             raise ReleaseError(f"{dist.name}: METADATA version {meta['Version']} != pyproject")
-        declared = module_version(artifacts(dist_dir, dist)[0], dist.module)
-        if declared is not None and declared != meta["Version"]:
-            raise ReleaseError(
-                f"{dist.name}: {dist.module}.__version__ is {declared!r} but the version is "
-                f"{meta['Version']!r}; update src/{dist.module}/__init__.py"
-            )
         requires: dict[str, Requirement] = {
             canonicalize_name(r.name): r
             for r in map(Requirement, meta.get_all("Requires-Dist", []))

@@ -16,6 +16,7 @@ from lumid_core.pg import PgDatabase, PgGrantStore, PgOutbox, PgParentLinks, PgP
 from lumid_core.store.base import Grant, Level
 from lumid_core.store.parents import SqliteParentLinks
 from lumid_fakes import PgCluster
+from lumid_fakes.legacy_db import iso, write_legacy_db
 
 type Cli = Callable[..., CompletedProcess[str]]
 
@@ -135,3 +136,28 @@ async def test_copy_to_an_unreachable_server_names_the_option(
     assert r.returncode == 1
     assert r.stderr.startswith("lumid: error: --to=postgresql://***@127.0.0.1:1/")
     assert pg_cluster.password not in r.stderr
+
+
+async def test_a_lumid_plugins_0_2_file_is_migrated_then_copied(
+    cli: Cli, db_path: Path, pg_url: str
+) -> None:
+    t0 = 1_700_000_000.0
+    write_legacy_db(
+        db_path,
+        [
+            ("workflow", "w1", "alice", 2, iso(t0), iso(t0 + 10)),
+            ("job", "j1", "bob", 1, iso(t0 + 1), iso(t0 + 11)),
+        ],
+        layout="0.2.1",
+    )
+    r = cli("db", "copy", env={"LUMID_DATABASE_URL": pg_url})
+    assert r.returncode == 0, r.stderr
+    assert "migrated 2 grants from the lumid-plugins" in r.stderr
+    assert _counts(r)["grants"] == (2, 2)
+    db = await PgDatabase.open(pg_url, pool_size=1)
+    try:
+        grants = PgGrantStore(db)
+        assert await grants.level("workflow", "w1", "alice") is Level.WRITE
+        assert await grants.level("job", "j1", "bob") is Level.READ
+    finally:
+        await db.close()

@@ -49,7 +49,9 @@ async def test_waiting_for_a_lane_honours_the_pool_timeout(fake_lumid: FakeLumId
     ) as client:
         url = f"{fake_lumid.url}/oauth/introspect"
         busy = asyncio.create_task(client.post(url, data={"token": "x"}))
-        await asyncio.sleep(0.05)
+        async with asyncio.timeout(10):  # until the first request holds the only lane
+            while not fake_lumid.calls():  # noqa: ASYNC110 (the fake serves from a thread)
+                await asyncio.sleep(0.01)
         with pytest.raises(httpx.PoolTimeout):
             await client.post(url, data={"token": "y"})
         fake_lumid.released.set()

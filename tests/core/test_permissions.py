@@ -73,13 +73,19 @@ class Case:
     principal: str
 
 
-def model_allows(case: Case, kind: str, rid: str | None, action: str) -> bool:
-    """The rules as a reader would state them, one sentence per line."""
+def model_allows(
+    case: Case, kind: str, rid: str | None, action: str, *, listing: bool = False
+) -> bool:
+    """The rules as a reader would state them, one sentence per line.
+
+    `listing`: as `accessible_ids` decides a member (grant scopes never count there).
+    """
     p = case.policy
     held_scopes = set(case.scopes)
     known = kind in p.kinds and action in p.action_levels
     is_admin = bool(held_scopes & p.admin_scopes)
     has_kind_scope = bool(held_scopes & p.kind_scopes.get((kind, action), frozenset()))
+    has_grant_scope = bool(held_scopes & p.grant_scopes.get((kind, action), frozenset()))
     fleet_read = action == "read" and kind in p.fleet_kinds
     needed = p.action_levels.get(action)
     grant = case.grants.get((p.owner_kinds.get(kind, kind), rid or "", case.principal))
@@ -90,6 +96,8 @@ def model_allows(case: Case, kind: str, rid: str | None, action: str) -> bool:
         return True
     if rid is None:
         return has_kind_scope
+    if has_grant_scope and has_grant and not listing:
+        return True
     return has_kind_scope and (fleet_read or has_grant)
 
 
@@ -100,12 +108,23 @@ def cases(draw: st.DrawFn) -> Case:
         st.dictionaries(st.tuples(st.sampled_from(KINDS), st.sampled_from(ACTIONS)), scope_sets)
     )
     owner = draw(st.sampled_from([{}, {"out": "run"}]))
+    fleet = draw(st.frozensets(st.sampled_from(KINDS), max_size=2))
+    # Grant scopes only for pairs a grant decides (what Policy.build accepts).
+    eligible = sorted(
+        (k, a)
+        for (k, a) in kind_scopes
+        if a in ("read", "write", "cancel") and not (a == "read" and k in fleet)
+    )
+    grant_scopes = (
+        draw(st.dictionaries(st.sampled_from(eligible), scope_sets, max_size=3)) if eligible else {}
+    )
     policy = Policy.build(
         kinds=KINDS,
         admin_scopes=draw(st.frozensets(st.sampled_from(SCOPES), max_size=2)),
         kind_scopes=kind_scopes,
         owner_kinds=owner,
-        fleet_kinds=draw(st.frozensets(st.sampled_from(KINDS), max_size=2)),
+        fleet_kinds=fleet,
+        grant_scopes=grant_scopes,
     )
     grants = draw(
         st.dictionaries(
@@ -170,7 +189,7 @@ def test_accessible_ids_agrees_with_require(case: Case, kind: str, action: str) 
     async def check() -> None:
         visible = await engine.accessible_ids(who, kind, action, LOG)
         for rid in (*IDS, "never-granted"):
-            allowed = model_allows(case, kind, rid, action)
+            allowed = model_allows(case, kind, rid, action, listing=True)
             if visible is None:
                 # No filter: the list shows everything, so every member must be allowed.
                 assert allowed
@@ -221,6 +240,37 @@ def test_policy_build_rejects_inconsistent_input() -> None:
         Policy.build(kinds=["a"], admin_scopes=[], kind_scopes={}, owner_kinds={"a": "z"})
     with pytest.raises(ValueError, match="fleet_kinds"):
         Policy.build(kinds=["a"], admin_scopes=[], kind_scopes={}, fleet_kinds=["z"])
+    read_a = {("a", "read"): ["x"]}
+    for bad, fleet in (
+        ({("a", "write"): ["y"]}, ()),  # admin only: no scope may open it
+        ({("a", "read"): ["y"]}, ("a",)),  # a fleet read takes no grant
+        ({("b", "read"): ["y"]}, ()),
+    ):
+        with pytest.raises(ValueError, match="grant_scopes"):
+            Policy.build(
+                kinds=["a"],
+                admin_scopes=[],
+                kind_scopes=read_a,
+                fleet_kinds=fleet,
+                grant_scopes=bad,
+            )
+
+
+def test_grant_scopes_need_the_grant_and_never_list() -> None:
+    policy = Policy.build(
+        kinds=["doc"],
+        admin_scopes=[],
+        kind_scopes={("doc", "read"): ["doc:read"], ("doc", "write"): ["doc:write"]},
+        grant_scopes={("doc", "read"): ["doc:write"]},
+    )
+    store = DictStore({("doc", "d1", "alice"): Level.WRITE})
+    engine = PermissionEngine(name="t", policy=policy, store=store)
+    alice = principal(Case(policy, {}, ["doc:write"], "alice"))
+    bob = principal(Case(policy, {}, ["doc:write"], "bob"))
+    assert asyncio.run(engine_allows(engine, alice, "doc", "d1", "read"))
+    assert not asyncio.run(engine_allows(engine, bob, "doc", "d1", "read"))  # no grant
+    assert not asyncio.run(engine_allows(engine, alice, "doc", None, "read"))  # kind level
+    assert asyncio.run(engine.accessible_ids(alice, "doc", "read", LOG)) == frozenset()
 
 
 async def test_engine_on_sqlite_with_owner_kind(db_path: Path) -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import logging
 
 import pytest
-from lumid_hooks import PrincipalContext, ResourceRef, ResourceRegistrar
+from lumid_hooks import PrincipalContext, ResourceRef
 
 from lumid_core import Level
 from lumid_core.runtime import CoreRuntime
@@ -20,7 +20,6 @@ async def test_registrar_lifecycle(
 ) -> None:
     caplog.set_level(logging.INFO)
     registrar = runtime.registrar
-    assert isinstance(registrar, ResourceRegistrar)
     assert registrar.name == "tests.registrar"
     store = runtime.store
     await registrar.register(who("alice"), ResourceRef(kind="workflow", id="w1"), logger)
@@ -35,6 +34,9 @@ async def test_registrar_lifecycle(
     await registrar.deregister(who("sys"), ResourceRef(kind="workflow", id="w1"), logger)
     assert await store.level("workflow", "w1", "alice") is None
     assert await store.level("workflow", "w1", "bob") is None
+    assert await store.level("task", "t1", "alice") is Level.WRITE
+    # The third call the host makes: the startup sweep keeps what is live.
+    await registrar.reconcile([ResourceRef(kind="task", id="t1")], logger)
     assert await store.level("task", "t1", "alice") is Level.WRITE
 
 

@@ -38,8 +38,16 @@ async def all_grants(store: GrantStore, **filters: str) -> list[Grant]:
     return [g async for g in store.iter_grants(**filters)]
 
 
-def test_store_satisfies_the_interface(store: SqliteGrantStore) -> None:
-    assert isinstance(store, GrantStore)
+async def test_store_works_through_the_interface(store: SqliteGrantStore) -> None:
+    """Code written against `GrantStore` (registrar, engine) drives the SQLite store."""
+    grants: GrantStore = store
+    await grants.grant("workflow", "w1", "alice", Level.WRITE)
+    await grants.grant("workflow", "w1", "alice", Level.READ)  # never lowers
+    assert await grants.level("workflow", "w1", "alice") is Level.WRITE
+    assert await grants.ids("workflow", "alice", Level.READ) == {"w1"}
+    assert await grants.revoke("workflow", "w1", "alice") is True
+    assert await grants.revoke("workflow", "w1", "alice") is False
+    assert await grants.level("workflow", "w1", "alice") is None
 
 
 async def test_open_creates_parents_and_schema(db_path: Path, db: Database) -> None:

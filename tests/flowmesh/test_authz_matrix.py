@@ -1,4 +1,4 @@
-"""Every permission check FlowMesh's routers make (host-contracts.md), for five principals.
+"""Every permission check FlowMesh's routers make (docs/host-contracts.md), for five principals.
 
 alice owns workflow w1 / task t1; bob owns w2 / t2; carol holds the user scopes but
 owns nothing; root holds `flowmesh:admin`; the system principal is the fleet's PAT

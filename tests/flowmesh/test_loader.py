@@ -1,4 +1,4 @@
-"""FlowMesh's plugin loader, reproduced from host-contracts.md, loading the real module."""
+"""FlowMesh's plugin loader, reproduced from docs/host-contracts.md, loading the real module."""
 
 from __future__ import annotations
 

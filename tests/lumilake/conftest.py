@@ -28,7 +28,7 @@ _LUMILAKE_VARS = (
 
 
 async def lumilake_load(stack: AsyncExitStack) -> lumid_hooks.HookBindings:
-    """What Lumilake's lifespan does with a plugin module (host-contracts.md)."""
+    """What Lumilake's lifespan does with a plugin module (docs/host-contracts.md)."""
     install = lumid_lumilake_plugin.__dict__.get("install")
     assert callable(install)
     installed = install()

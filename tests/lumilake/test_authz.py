@@ -1,4 +1,4 @@
-"""The authorization matrix of Lumilake's routes (host-contracts.md), on real SQLite.
+"""The authorization matrix of Lumilake's routes (docs/host-contracts.md), on real SQLite.
 
 Principals: the owner (alice), another user (bob) with the same scopes, a user
 holding only the earlier plugin's read scopes (carol), a submit-only user (sam),

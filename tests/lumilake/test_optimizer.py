@@ -41,7 +41,6 @@ class Graph:
 def _provider(bindings: lumid_hooks.HookBindings) -> OptimizerProvider:
     assert isinstance(bindings, lumilake_hook.HookBindings)
     (provider,) = bindings.optimizer_providers
-    assert isinstance(provider, OptimizerProvider)
     return provider
 
 

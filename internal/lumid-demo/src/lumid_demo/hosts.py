@@ -1,6 +1,6 @@
 """The FlowMesh and Lumilake plugin loaders, reproduced from the hosts' sources.
 
-See docs in /work/shared/docs/host-contracts.md ("Loading"). This module is
+See docs/host-contracts.md ("Loading" under each host). This module is
 self-contained (stdlib at import; hook packages imported when loading) so that it
 also runs as a script, by path, inside a fresh venv that holds nothing but the
 wheels under test:

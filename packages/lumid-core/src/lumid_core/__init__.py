@@ -3,6 +3,8 @@
 It never imports a host's hook package (`flowmesh_hook`, `lumilake_hook`).
 """
 
+from importlib.metadata import version as _dist_version
+
 from .db import Database, DatabaseError
 from .directory import MemoryPrincipalDirectory, PrincipalDirectory, SqlitePrincipalDirectory
 from .identity import LumIdIdentityProvider, make_http_client
@@ -12,7 +14,8 @@ from .runtime import CoreRuntime, open_runtime
 from .settings import LumidSettings, SettingsError, load_settings
 from .store import Grant, GrantStore, Level, ReconcileResult, SqliteGrantStore
 
-__version__ = "0.1.0"
+__version__: str = _dist_version("lumid-core")
+"""The installed version, from the distribution metadata (pyproject.toml is its one source)."""
 
 __all__ = [
     "CoreRuntime",

@@ -28,6 +28,8 @@ from typing import Any, Final
 
 import aiosqlite
 
+from . import legacy
+
 __all__ = ["SCHEMA_VERSION", "Database", "DatabaseError"]
 
 log = logging.getLogger("lumid_core.db")
@@ -96,8 +98,13 @@ def _configure(conn: sqlite3.Connection, busy_ms: int) -> None:
     conn.execute("PRAGMA foreign_keys = ON")
 
 
-def _prepare_file(path: Path, env_var: str) -> None:
-    """Create the parent folder, check the file is a writable SQLite db, migrate it."""
+def _prepare_file(path: Path, env_var: str) -> legacy.Migrated | None:
+    """Create the parent folder, check the file is a writable SQLite db, migrate it.
+
+    Returns what was imported from a lumid-plugins 0.2.x table (`lumid_core.legacy`),
+    or None. The migration runs before the switch to WAL: in the file's own journal
+    mode a failed migration rolls back to the exact bytes it found.
+    """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -110,11 +117,6 @@ def _prepare_file(path: Path, env_var: str) -> None:
         raise DatabaseError(f"{env_var}={str(path)!r}: cannot open the database ({exc})") from None
     try:
         _configure(conn, BUSY_TIMEOUT_MS)
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        if str(mode).lower() != "wal":
-            raise DatabaseError(
-                f"{env_var}={str(path)!r}: the database cannot use WAL mode (got {mode!r})"
-            )
         conn.execute("BEGIN IMMEDIATE")
         try:
             version = int(conn.execute("PRAGMA user_version").fetchone()[0])
@@ -127,11 +129,31 @@ def _prepare_file(path: Path, env_var: str) -> None:
                 for statement in MIGRATIONS[step].split(";"):
                     if statement.strip():
                         conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            try:
+                imported = legacy.migrate(conn)
+            except legacy.LegacyDataError as exc:
+                raise DatabaseError(
+                    f"{env_var}={str(path)!r}: cannot migrate the lumid-plugins 0.2.x grants: "
+                    f"{exc}; the file was left unchanged (docs/upgrading.md)"
+                ) from None
+            except sqlite3.Error as exc:
+                raise DatabaseError(
+                    f"{env_var}={str(path)!r}: migrating the lumid-plugins 0.2.x grants failed "
+                    f"({exc}); the file was left unchanged"
+                ) from None
+            if version != SCHEMA_VERSION:  # an open with nothing to do writes nothing
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:  # a trigger's RAISE(ROLLBACK) already ended it
+                conn.execute("ROLLBACK")
             raise
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise DatabaseError(
+                f"{env_var}={str(path)!r}: the database cannot use WAL mode (got {mode!r})"
+            )
+        return imported
     except DatabaseError:
         raise
     except sqlite3.DatabaseError as exc:
@@ -182,6 +204,8 @@ class Database:
         self._pending: list[_Write] = []
         self._flusher: asyncio.Task[None] | None = None
         self._closed = False
+        self.legacy_migration: legacy.Migrated | None = None
+        """What this open imported from a lumid-plugins 0.2.x table, if anything."""
 
     def __repr__(self) -> str:
         return f"Database({str(self.path)!r})"
@@ -193,7 +217,7 @@ class Database:
         Raises `DatabaseError` naming `env_var` when the path is not usable.
         """
         path = Path(path).expanduser()
-        await asyncio.to_thread(_prepare_file, path, env_var)
+        imported = await asyncio.to_thread(_prepare_file, path, env_var)
         try:
             writer = await aiosqlite.connect(path, isolation_level=None)
             bulk = await aiosqlite.connect(path, isolation_level=None)
@@ -206,7 +230,9 @@ class Database:
         await writer.execute("PRAGMA temp_store = FILE")
         await bulk.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         _configure(point, POINT_BUSY_TIMEOUT_MS)
-        return cls(path, writer, bulk, point)
+        db = cls(path, writer, bulk, point)
+        db.legacy_migration = imported
+        return db
 
     async def close(self) -> None:
         if self._closed:

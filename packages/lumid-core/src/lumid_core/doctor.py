@@ -25,6 +25,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 from lumid_hooks import PrincipalContext
 
+from . import legacy
 from .db import SCHEMA_VERSION, Database, DatabaseError, schema_version
 from .identity import IntrospectionError, parse_introspection
 from .permissions import Policy
@@ -45,6 +46,7 @@ __all__ = [
     "check_database",
     "check_lumid",
     "check_plugins_listed",
+    "check_upgrade",
     "installed_hosts",
     "load_host_doctor",
     "redact_url",
@@ -288,3 +290,61 @@ async def check_lumid(ctx: DoctorContext) -> Check:
         f"in {elapsed_ms:.0f} ms (timeout {ctx.settings.lumid_introspect_timeout_seconds:g}s)",
         "LUM_ID_BASE_URL",
     )
+
+
+def check_upgrade(path: Path, *, env_var: str = "LUMID_ACL_DB_PATH") -> Check | None:
+    """What the file holds of lumid-plugins 0.2.x (read only); None when nothing.
+
+    An unmigrated `acl_grants` is a WARN with its row count (the server migrates it
+    at its next start) or a FAIL naming the first row that would stop that start;
+    a past migration is an OK saying when, how many grants and where the old table is.
+    """
+    path = path.expanduser()
+    if not path.is_file():
+        return None
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return None  # the database check already says why
+    try:
+        state = legacy.status(conn)
+        if state.pending_rows is not None:
+            try:
+                for _ in legacy.read_rows(conn):
+                    pass
+            except legacy.LegacyDataError as exc:
+                return Check(
+                    "upgrade",
+                    Status.FAIL,
+                    f"{env_var}={str(path)!r}: the lumid-plugins 0.2.x table "
+                    f"{legacy.LEGACY_TABLE} cannot be migrated: {exc} (docs/upgrading.md)",
+                    env_var,
+                )
+            return Check(
+                "upgrade",
+                Status.WARN,
+                f"{path}: unmigrated lumid-plugins {state.pending_layout} table "
+                f"{legacy.LEGACY_TABLE} holds {state.pending_rows} grants; they are not in "
+                "force until the server (or a writing lumid command) opens the file and "
+                "migrates them",
+                env_var,
+            )
+        if not state.migrations:
+            return None
+        parts = []
+        for m in state.migrations:
+            when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(m.migrated_at))
+            kept = (
+                f"old table kept as {m.archived_as}"
+                if m.archive_present
+                else f"old table {m.archived_as} since dropped"
+            )
+            parts.append(
+                f"{m.rows} grants migrated from lumid-plugins {m.layout} at {when} "
+                f"({m.added} new; {kept})"
+            )
+        return Check("upgrade", Status.OK, "; ".join(parts), env_var)
+    except sqlite3.Error:
+        return None  # unreadable: the database check reports it
+    finally:
+        conn.close()

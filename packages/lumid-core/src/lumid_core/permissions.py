@@ -5,7 +5,9 @@ Rules, in order, for `require(principal, (kind, id), action)`:
 1. an unknown kind or action is denied;
 2. a principal holding any admin scope is allowed everything;
 3. the principal needs one of the kind-level scopes the policy maps to
-   `(kind, action)` (a known pair with no entry is admin-only);
+   `(kind, action)` (a known pair with no entry is admin-only); for a concrete id,
+   one of the policy's `grant_scopes` for the pair counts too (e.g. the scope that
+   creates workflows reads one's own), but only together with the grant of rule 6;
 4. with `id=None` (a kind-level check) that is enough;
 5. reading a member of a fleet kind (shared infrastructure) is enough too;
 6. otherwise the principal needs a grant at the level the action requires, on the
@@ -14,7 +16,7 @@ Rules, in order, for `require(principal, (kind, id), action)`:
 
 `accessible_ids` follows the same rules: `None` (no filter) for admins and fleet
 reads, else the frozenset of ids the principal holds grants on (empty when a rule
-above denies).
+above denies). `grant_scopes` never count there: listing needs the kind scope.
 """
 
 from __future__ import annotations
@@ -54,6 +56,11 @@ class Policy:
     action_levels: Mapping[str, Level | None] = DEFAULT_ACTION_LEVELS
     owner_kinds: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     fleet_kinds: frozenset[str] = frozenset()
+    grant_scopes: Mapping[tuple[str, str], frozenset[str]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    """(kind, action) -> more scopes that pass a check on a concrete id, and only when
+    the grant the action needs is held too (never kind-level checks or listings)."""
 
     @classmethod
     def build(
@@ -65,6 +72,7 @@ class Policy:
         action_levels: Mapping[str, Level | None] = DEFAULT_ACTION_LEVELS,
         owner_kinds: Mapping[str, str] | None = None,
         fleet_kinds: Iterable[str] = (),
+        grant_scopes: Mapping[tuple[str, str], Iterable[str]] | None = None,
     ) -> Policy:
         """Build a policy from plain iterables, checking it is self-consistent."""
         policy = cls(
@@ -74,6 +82,7 @@ class Policy:
             action_levels=MappingProxyType(dict(action_levels)),
             owner_kinds=MappingProxyType(dict(owner_kinds or {})),
             fleet_kinds=frozenset(fleet_kinds),
+            grant_scopes=_frozen(grant_scopes or {}),
         )
         for kind, action in policy.kind_scopes:
             if kind not in policy.kinds or action not in policy.action_levels:
@@ -83,6 +92,13 @@ class Policy:
                 raise ValueError(f"owner_kinds maps unknown kind {kind!r} -> {owner!r}")
         if not policy.fleet_kinds <= policy.kinds:
             raise ValueError("fleet_kinds names unknown kinds")
+        for kind, action in policy.grant_scopes:
+            fleet_read = action == "read" and kind in policy.fleet_kinds
+            listed = (kind, action) in policy.kind_scopes  # else the pair is admin only
+            if not listed or policy.action_levels.get(action) is None or fleet_read:
+                raise ValueError(
+                    f"grant_scopes names a pair not decided by a grant ({kind!r}, {action!r})"
+                )
         return policy
 
     def is_admin(self, scopes: Iterable[str]) -> bool:
@@ -107,6 +123,7 @@ class PermissionEngine:
         self._kind_scopes = policy.kind_scopes
         self._owner = policy.owner_kinds
         self._fleet = policy.fleet_kinds
+        self._grant_scopes = policy.grant_scopes
 
     def __repr__(self) -> str:
         return f"PermissionEngine(name={self.name!r})"
@@ -134,7 +151,10 @@ class PermissionEngine:
             if s in wanted:
                 break
         else:
-            raise _deny(kind, rid, action, "needs scope " + " or ".join(sorted(wanted)))
+            # Off the hot path: only a principal without the kind scope gets here.
+            extra = self._grant_scopes.get((kind, action)) if rid is not None else None
+            if extra is None or not any(s in extra for s in scopes):
+                raise _deny(kind, rid, action, "needs scope " + " or ".join(sorted(wanted)))
         if rid is None or (action == "read" and kind in self._fleet):
             return
         needed = self._levels[action]

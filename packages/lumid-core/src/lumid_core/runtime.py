@@ -96,6 +96,17 @@ async def open_runtime(
             store = SqliteGrantStore(db)
             directory = SqlitePrincipalDirectory(db)
             parents = SqliteParentLinks(db)
+            if (moved := db.legacy_migration) is not None:
+                logger.info(
+                    "%s: migrated %d grants from the lumid-plugins %s table acl_grants "
+                    "(%d new, %d merged into existing grants); the old table is kept as %s",
+                    plugin,
+                    moved.rows,
+                    moved.layout,
+                    moved.added,
+                    moved.rows - moved.added,
+                    moved.archived_as,
+                )
         else:
             from .pg import PgGrantStore, PgParentLinks, PgPrincipalDirectory
 

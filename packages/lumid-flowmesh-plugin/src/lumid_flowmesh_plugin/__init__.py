@@ -5,6 +5,8 @@ FlowMesh loads it with `FLOWMESH_PLUGINS=lumid_flowmesh_plugin` and calls
 `install()`, an async context manager yielding `flowmesh_hook.BaseBindings`.
 """
 
+from importlib.metadata import version as _dist_version
+
 from .billing import BILLING_SINK, RunmeshBilling, RunmeshUsageSink
 from .guard import BalanceGuard
 from .plugin import PLUGIN, FlowMeshBindings, install
@@ -14,7 +16,8 @@ from .runmesh import ProbeResult, RunmeshClient
 from .settings import FlowMeshSettings
 from .supplier import NamespaceSupplierResolver
 
-__version__ = "0.1.0"
+__version__: str = _dist_version("lumid-flowmesh-plugin")
+"""The installed version, from the distribution metadata (pyproject.toml is its one source)."""
 
 __all__ = [
     "BILLING_SINK",

@@ -33,8 +33,25 @@ def _header_safe(value: SecretStr | None) -> SecretStr | None:
     return value
 
 
+_OFF_WORDS = frozenset({"off", "0", "false", "no"})
+_AMBIGUOUS = frozenset({"1", "true", "yes", "enabled", "enable"})
+
+
 def _on_off(value: object) -> object:
-    return value.strip().lower() if isinstance(value, str) else value
+    # lumid-plugins 0.2.x enabled the guard for `on` (any case) only and read every
+    # other value as off: the spellings of off keep that meaning; a spelling of "on"
+    # other than `on` meant off there, so it is refused rather than silently
+    # switching the guard on (or staying off) after an upgrade.
+    if not isinstance(value, str):
+        return value
+    word = value.strip().lower()
+    if word in _OFF_WORDS:
+        return "off"
+    if word in _AMBIGUOUS:
+        raise ValueError(
+            f"{value.strip()!r} is ambiguous (lumid-plugins 0.2.x read it as off): write on or off"
+        )
+    return word
 
 
 class FlowMeshSettings(LumidSettings):

@@ -7,6 +7,7 @@ and enters the result on its lifespan's exit stack (docs/lumilake.md).
 from __future__ import annotations
 
 import logging
+from importlib.metadata import version as _dist_version
 
 from lumid_core import load_settings
 
@@ -16,7 +17,8 @@ from .plugin import PLUGIN, LumilakeInstall
 from .policy import LUMILAKE_POLICY, build_policy
 from .settings import LumilakeSettings
 
-__version__ = "0.1.0"
+__version__: str = _dist_version("lumid-lumilake-plugin")
+"""The installed version, from the distribution metadata (pyproject.toml is its one source)."""
 
 __all__ = [
     "LUMILAKE_POLICY",

@@ -19,7 +19,7 @@ from lumid_core.doctor import (
 )
 
 from .optimizer import CatalogError, fetch_optimizer_catalog
-from .plugin import PLUGIN
+from .plugin import PLUGIN, ignored_db_warning
 from .policy import LUMILAKE_POLICY
 from .settings import LumilakeSettings
 
@@ -39,6 +39,9 @@ class LumilakeDoctor:
         if not isinstance(settings, LumilakeSettings):  # pragma: no cover - core's contract
             raise TypeError("lumid doctor passed settings of the wrong class")
         out = [await _optimizer(ctx, settings), _require_identity(ctx)]
+        if (ignored := settings.ignored_legacy_db_path) is not None:
+            detail = ignored_db_warning(ignored, settings.lumid_acl_db_path)
+            out.append(Check("upgrade", Status.WARN, detail, "LUMID_LUMILAKE_ACL_DB_PATH"))
         listed = check_plugins_listed(ctx.environ, PLUGINS_VAR, PLUGIN, "Lumilake")
         return out if listed is None else [listed, *out]
 

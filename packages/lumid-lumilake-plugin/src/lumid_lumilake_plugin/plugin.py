@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection, Generator, Sequence
 from contextlib import AsyncExitStack
+from pathlib import Path
 from typing import Any, Final
 
 from fastapi import HTTPException
@@ -42,7 +43,7 @@ from .permissions import LumilakePermissions
 from .policy import LUMILAKE_POLICY
 from .settings import LumilakeSettings
 
-__all__ = ["PLUGIN", "LumilakeInstall", "NotEntered"]
+__all__ = ["PLUGIN", "LumilakeInstall", "NotEntered", "ignored_db_warning"]
 
 PLUGIN: Final = "lumid_lumilake_plugin"
 
@@ -187,6 +188,8 @@ class LumilakeInstall:
             runtime.db.path,
             optimizer,
         )
+        if (ignored := settings.ignored_legacy_db_path) is not None:
+            logger.warning("%s: %s", PLUGIN, ignored_db_warning(ignored, runtime.db.path))
         return BaseBindings(
             identity_providers=(runtime.identity,),
             permission_checkers=(checker,),
@@ -228,3 +231,13 @@ class LumilakeInstall:
                 logger=self._logger,
             )
         return (self._lazy_optimizer,)
+
+
+def ignored_db_warning(ignored: Path, used: Path | str) -> str:
+    """What to tell an operator whose 0.2.x Lumilake grant file is not the one in use."""
+    return (
+        f"LUMID_LUMILAKE_ACL_DB_PATH={str(ignored)!r} is ignored because LUMID_ACL_DB_PATH "
+        f"is set ({str(used)!r}): grants lumid-plugins 0.2.x kept in that file are neither "
+        "used nor migrated; unset LUMID_ACL_DB_PATH or point it at that file "
+        "(docs/upgrading.md)"
+    )

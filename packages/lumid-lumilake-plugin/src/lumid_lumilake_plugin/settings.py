@@ -6,11 +6,12 @@ Load them with `lumid_core.load_settings(LumilakeSettings)`: a bad value raises
 
 from __future__ import annotations
 
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 from urllib.parse import urlparse
 
 from lumilake_hook import validate_remote_url
-from pydantic import AfterValidator, Field, SecretStr
+from pydantic import AfterValidator, Field, SecretStr, model_validator
 
 from lumid_core import LumidSettings
 
@@ -69,3 +70,26 @@ class LumilakeSettings(LumidSettings):
 
     lumilake_optimizer_catalog_timeout_seconds: Annotated[float, Field(gt=0, le=120)] = 10.0
     """Timeout of the catalog request made at install."""
+
+    lumid_lumilake_acl_db_path: Path | None = None
+    """lumid-plugins 0.2.x's name for Lumilake's grant database: used as
+    LUMID_ACL_DB_PATH when that is not set, so an upgraded server opens (and
+    migrates) the file that holds its grants instead of a new empty one."""
+
+    @property
+    def ignored_legacy_db_path(self) -> Path | None:
+        """LUMID_LUMILAKE_ACL_DB_PATH when it names another file than the one in use
+        (LUMID_ACL_DB_PATH is set too): its 0.2.x grants are neither used nor migrated."""
+        old = self.lumid_lumilake_acl_db_path
+        if old is None or old.expanduser() == self.lumid_acl_db_path.expanduser():
+            return None
+        return old
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_db_path(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not data.get("lumid_acl_db_path"):
+            old = data.get("lumid_lumilake_acl_db_path")
+            if old:
+                return {**data, "lumid_acl_db_path": old}
+        return data

@@ -60,9 +60,16 @@ async def open_db(where: DbLocation, *, create: bool) -> Database:
             "(the server creates it on its first start; check the path)"
         )
     try:
-        return await Database.open(where.path, env_var=where.source)
+        db = await Database.open(where.path, env_var=where.source)
     except DatabaseError as exc:
         raise CliError(str(exc)) from None
+    if (moved := db.legacy_migration) is not None:  # the server's migration, run here first
+        print(
+            f"lumid: note: migrated {moved.rows} grants from the lumid-plugins {moved.layout} "
+            f"table acl_grants ({moved.added} new); the old table is kept as {moved.archived_as}",
+            file=sys.stderr,
+        )
+    return db
 
 
 def emit_json(value: Any, out: TextIO | None = None) -> None:

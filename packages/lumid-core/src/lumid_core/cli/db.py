@@ -1,6 +1,7 @@
 """`lumid db copy`: move an installation's SQLite store to the shared PostgreSQL store.
 
-Reads the SQLite file read-only (safe while a server runs) and merges every table
+Opens the SQLite file as the server would (migrating a lumid-plugins 0.2.x table
+first), then reads it read-only (safe while a server runs) and merges every table
 into PostgreSQL in one transaction, through COPY into temporary tables: grants
 (never lowering a level; earliest grant, latest sighting), principals and parent
 links (the newest wins), outbox rows (a key already there is left alone). Running it
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from ._common import CliError, add_db_option, locate_db
+from ._common import CliError, add_db_option, locate_db, open_db
 
 if TYPE_CHECKING:
     import asyncpg
@@ -202,8 +203,9 @@ async def _copy(args: argparse.Namespace) -> int:
     if url.partition("://")[0].lower() not in ("postgresql", "postgres"):
         raise CliError(f"--to: must be a postgresql:// URL (got a {url.partition('://')[0]!r} URL)")
     where = locate_db(args.db)
-    if not where.path.is_file():
-        raise CliError(f"{where.source}={str(where.path)!r}: no database there")
+    # Opened once as the server would: the schema is current and a lumid-plugins 0.2.x
+    # table is migrated into `grants` (with a note) before anything is read.
+    await (await open_db(where, create=False)).close()
     copied = await copy_sqlite_to_postgres(
         where.path, url, source=where.source, url_source="--to" if args.to else URL_VAR
     )

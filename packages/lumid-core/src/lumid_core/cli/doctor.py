@@ -17,6 +17,7 @@ from lumid_core.doctor import (
     Status,
     check_database,
     check_lumid,
+    check_upgrade,
     installed_hosts,
     load_host_doctor,
 )
@@ -107,6 +108,8 @@ async def run_checks(host: str, environ: Mapping[str, str] = os.environ) -> list
     else:
         db_check, db = await check_database(settings.lumid_acl_db_path)
     checks.append(db_check)
+    if (upgrade := check_upgrade(settings.lumid_acl_db_path)) is not None:
+        checks.append(upgrade)
     http = make_http_client(settings)
     try:
         ctx = DoctorContext(settings=settings, http=http, environ=environ, db=db)
