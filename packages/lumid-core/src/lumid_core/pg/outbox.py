@@ -128,6 +128,7 @@ class PgOutbox:
         self._next_due: float | None = None
         self._renewer: asyncio.Task[None] | None = None
         self._closed = False
+        self._snapshots = 0  # bumped by every snapshot taken (see `mark`)
 
     def __repr__(self) -> str:
         return f"PgOutbox({self.sink!r}, {self.db!r})"
@@ -213,6 +214,7 @@ class PgOutbox:
             self._next_due = due_at if self._next_due is None else min(self._next_due, due_at)
 
     def _remember(self, snap: Any) -> None:
+        self._snapshots += 1
         if snap is not None:
             self._pending = int(snap[0])
             self._next_due = None if snap[1] is None else float(snap[1])
@@ -251,8 +253,11 @@ class PgOutbox:
                 args = ("dead", now, now, None, reason)
             case Held(hold_on=hold_on, reason=reason):
                 args = ("held", now, now, hold_on, reason)
+        seen = self._snapshots
         status = await self._pool.execute(_MARK, *args, self.sink, key)
-        if args[0] != "pending" and _count(status) and self._pending:
+        # A snapshot taken while this ran may already leave the row out: then do not
+        # count it out again (over-counting only delays a drain until the next claim).
+        if args[0] != "pending" and _count(status) and self._pending and seen == self._snapshots:
             self._pending -= 1
 
     async def held_on(self) -> list[str]:
