@@ -9,7 +9,7 @@ UV_VERSION := 0.13.9
 UV := $(CURDIR)/$(TOOLS)/bin/uv
 RUN := $(UV) run --locked --all-packages
 
-.PHONY: help sync test test-fast lint fmt typecheck
+.PHONY: help sync test test-fast lint fmt typecheck clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -51,6 +51,12 @@ fmt: .venv/.synced ## apply ruff fixes and formatting
 
 typecheck: .venv/.synced ## mypy --strict over packages and tests
 	$(RUN) mypy
+
+# Everything a build, test or bootstrap leaves behind; the next target bootstraps anew.
+clean: ## remove the bootstrapped uv, the venv, dist/, bench-results/ and every cache
+	rm -rf $(TOOLS) .venv dist build bench-results .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	find . -name __pycache__ -type d -prune -not -path './.git/*' -exec rm -rf {} +
+	find . -name '*.egg-info' -type d -prune -not -path './.git/*' -exec rm -rf {} +
 
 # -- release (docs/releasing.md). Only the three published distributions are built:
 # never `uv build --all-packages`, which would also build the internal/* members.

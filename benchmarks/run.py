@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 from .bench_billing import run_billing
+from .bench_cli import run_cli
 from .bench_identity import run_identity, run_memory
 from .bench_pg import run_pg
 from .bench_store import run_store
@@ -29,6 +30,7 @@ SUITES: dict[str, Suite] = {
     "billing": run_billing,
     "memory": run_memory,
     "pg": run_pg,
+    "cli": run_cli,
 }
 
 

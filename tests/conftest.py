@@ -14,6 +14,43 @@ from lumid_core.runtime import CoreRuntime, open_runtime
 from lumid_fakes import FakeLumId, FakeRunmesh, PgCluster, find_pg_bin
 from lumid_fakes.postgres import INSTALL_HINT
 
+TESTS_ROOT = Path(__file__).resolve().parent
+
+
+def _runs_whole_suite(config: pytest.Config) -> bool:
+    """True when pytest was asked for every test (no args, or just the tests folder)."""
+    if config.args_source is pytest.Config.ArgsSource.TESTPATHS:
+        return True
+    targets = {Path(config.invocation_params.dir, a).resolve() for a in config.args}
+    return bool(targets) and targets <= {TESTS_ROOT, TESTS_ROOT.parent}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On a whole-suite run, fail when a top-level test folder collects nothing.
+
+    pytest silently skips folders (e.g. any called `dist`, by `norecursedirs`): a
+    folder of tests that never run must fail the run, not pass it. Counted before
+    `-m` / `-k` deselect anything, so `-m "not dist"` is still a whole-suite run.
+    """
+    if not _runs_whole_suite(config):
+        return
+    folders = {p.name for p in TESTS_ROOT.iterdir() if p.is_dir() and any(p.rglob("test_*.py"))}
+    counts = dict.fromkeys(folders, 0)
+    for item in items:
+        try:
+            top = item.path.resolve().relative_to(TESTS_ROOT).parts[0]
+        except ValueError:
+            continue
+        if top in counts:
+            counts[top] += 1
+    empty = sorted(name for name, n in counts.items() if n == 0)
+    if empty:
+        raise pytest.UsageError(
+            "these test folders collected no tests (a skipped folder name? see "
+            f"norecursedirs): {', '.join('tests/' + n for n in empty)}"
+        )
+
 
 @pytest.fixture
 def logger() -> logging.Logger:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
+import sqlite3
 from collections.abc import Callable, Iterator
 from importlib.metadata import EntryPoint, EntryPoints
 from pathlib import Path
@@ -101,9 +103,9 @@ def test_flowmesh_all_ok(
         "api key": ["OK"],
     }
     assert r.stdout.splitlines()[-1] == "flowmesh: 0 FAIL, 0 WARN, 7 OK"
-    assert "new file created" in _line(r, "database")
+    assert "not there yet; the server creates it" in _line(r, "database")
     assert "resolves to fleet" in _line(r, "api key")
-    assert db_path.is_file()
+    assert not db_path.exists()  # the doctor only reads: it creates nothing
     # lum.id saw the dummy token and the API key; Runmesh saw one probe with the secret.
     tokens = [c.form()["token"] for c in fake_lumid.calls("/oauth/introspect")]
     assert tokens[0].startswith("lumid-doctor-")
@@ -111,6 +113,8 @@ def test_flowmesh_all_ok(
     assert [c.headers["x-bridge-secret"] for c in runmesh.calls()] == [BRIDGE_SECRET]
     _no_secret(r, BRIDGE_SECRET, fleet_key)
 
+    # Once the server has created it (install opens it the writer's way):
+    asyncio.run(_create_database(db_path))
     again = cli("doctor", "--host", "flowmesh", "--json")
     assert again.returncode == 0
     doc = json.loads(again.stdout)
@@ -161,6 +165,13 @@ def test_lumid_misbehaving_fails(
     assert expect in _line(r, "lum.id")
 
 
+async def _create_database(path: Path) -> None:
+    from lumid_core.db import Database
+
+    db = await Database.open(path)
+    await db.close()
+
+
 def test_unwritable_database_fails_naming_the_variable(
     cli: Cli, flowmesh_env: dict[str, str], tmp_path: Path, fleet_key: str
 ) -> None:
@@ -179,7 +190,6 @@ def test_unwritable_database_fails_naming_the_variable(
 
 
 def test_newer_schema_fails(cli: Cli, flowmesh_env: dict[str, str], db_path: Path) -> None:
-    import sqlite3
 
     db_path.parent.mkdir(parents=True)
     with sqlite3.connect(db_path) as conn:
@@ -189,10 +199,9 @@ def test_newer_schema_fails(cli: Cli, flowmesh_env: dict[str, str], db_path: Pat
     assert "schema version 999 is newer than this lumid-core understands" in _line(r, "database")
 
 
-def test_older_schema_is_migrated_like_install_does(
+def test_older_schema_is_read_as_it_is_and_left_alone(
     cli: Cli, flowmesh_env: dict[str, str], db_path: Path
 ) -> None:
-    import sqlite3
 
     from lumid_core.db import MIGRATIONS, SCHEMA_VERSION
 
@@ -202,9 +211,13 @@ def test_older_schema_is_migrated_like_install_does(
         conn.execute("PRAGMA user_version = 1")
     r = cli("doctor", "--host", "flowmesh")
     assert r.returncode == 0, r.stdout
-    assert f"writable, schema migrated v1 -> v{SCHEMA_VERSION}" in _line(r, "database")
-    again = cli("doctor", "--host", "flowmesh")
-    assert f"writable, schema v{SCHEMA_VERSION} (current)" in _line(again, "database")
+    expected = f"writable, schema v1; the server migrates it to v{SCHEMA_VERSION} on its next"
+    assert expected in _line(r, "database")
+    assert "older schema" in _line(r, "billing outbox")
+    # The doctor only reads: the file is left as it was, in its journal mode too.
+    with sqlite3.connect(db_path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
 
 
 def test_bad_settings_name_each_variable(
@@ -222,8 +235,8 @@ def test_bad_settings_name_each_variable(
     assert all(line.startswith("FAIL") for line in settings)
     assert "LUMID_BALANCE_GUARD: " in r.stdout
     assert "LUMID_INTROSPECT_TIMEOUT_SECONDS: " in r.stdout
-    # the shared settings are broken too, so nothing else could run
-    assert "lum.id" not in _lines(r)
+    # the rest still runs, each failed variable at its default
+    assert _lines(r)["lum.id"] == ["OK"]
     _no_secret(r, BRIDGE_SECRET, fleet_key)
 
     only_host = cli("doctor", "--host", "flowmesh", "--json", env={"LUMID_BALANCE_GUARD": "maybe"})
@@ -231,7 +244,8 @@ def test_bad_settings_name_each_variable(
     by_name = {c["check"]: c for c in doc["checks"]}
     assert by_name["settings"]["env_var"] == "LUMID_BALANCE_GUARD"
     assert by_name["lum.id"]["status"] == "OK"  # the shared part still checked
-    assert "api key" not in by_name  # host checks need the host's settings
+    assert by_name["api key"]["status"] == "OK"  # host checks run too
+    assert "balance guard" not in by_name  # but none about the failed variable
 
 
 def test_wrong_bridge_secret_fails_without_printing_it(
@@ -511,3 +525,68 @@ def test_flowmesh_plugins_must_list_the_module(
     assert line.startswith(status), r.stdout
     assert "FLOWMESH_PLUGINS" in line
     assert r.returncode == (0 if status == "OK" else 1)
+
+
+# -- URL settings (issues 15 and 16) -------------------------------------------------
+
+
+def test_a_bad_runmesh_port_is_named_and_the_other_checks_still_run(
+    cli: Cli, flowmesh_env: dict[str, str], fleet_key: str
+) -> None:
+    r = cli(
+        "doctor", "--host", "flowmesh", env={"RUNMESH_BILLING_BASE_URL": "http://127.0.0.1:abc"}
+    )
+    assert r.returncode == 1
+    assert "Traceback" not in r.stdout + r.stderr
+    assert "crashed" not in r.stdout
+    lines = _lines(r)
+    assert lines["settings"] == ["FAIL"]
+    assert "RUNMESH_BILLING_BASE_URL: has an invalid port" in _line(r, "settings")
+    for name in ("database", "lum.id", "billing outbox", "api key"):
+        assert lines[name] == ["OK"], r.stdout
+    assert "billing" not in lines  # the check that would use the bad URL is left out
+    _no_secret(r, BRIDGE_SECRET, fleet_key)
+
+
+def test_a_bad_lum_id_url_is_named_without_a_traceback(
+    cli: Cli, flowmesh_env: dict[str, str], fleet_key: str
+) -> None:
+    r = cli("doctor", "--host", "flowmesh", "--json", env={"LUM_ID_BASE_URL": "http://lum.id:abc"})
+    assert r.returncode == 1
+    assert "Traceback" not in r.stdout + r.stderr
+    doc = json.loads(r.stdout)
+    by_name = {c["check"]: c for c in doc["checks"]}
+    assert by_name["settings"]["env_var"] == "LUM_ID_BASE_URL"
+    assert "lum.id" not in by_name  # never sent to the default (the real lum.id)
+    assert by_name["database"]["status"] == "OK"
+
+
+def test_clear_text_http_fails_and_the_opt_out_warns(
+    cli: Cli, flowmesh_env: dict[str, str], fake_lumid: FakeLumId, runmesh: FakeRunmesh
+) -> None:
+    # 127.0.0.2 is not one of the loopback names the rule (Lumilake's) accepts, yet
+    # nothing listens there: the probe the opt-out allows never leaves the machine.
+    env = {"RUNMESH_BILLING_BASE_URL": "http://127.0.0.2:9/api"}
+    refused = cli("doctor", "--host", "flowmesh", env=env)
+    assert refused.returncode == 1
+    line = _line(refused, "settings")
+    assert line.startswith("FAIL")
+    assert "RUNMESH_BILLING_BASE_URL: sends a credential in clear text" in line
+    assert "billing" not in _lines(refused)  # nothing sent to it
+    allowed = cli("doctor", "--host", "flowmesh", env={**env, "LUMID_ALLOW_INSECURE_HTTP": "1"})
+    warn = [ln for ln in allowed.stdout.splitlines() if ln.startswith("WARN  settings")]
+    assert len(warn) == 1, allowed.stdout
+    assert "RUNMESH_BILLING_BASE_URL is http:// to a non-loopback host" in warn[0]
+    assert "LUMID_ALLOW_INSECURE_HTTP=1" in warn[0]
+
+
+def test_a_bad_optimizer_url_is_named_and_not_reported_as_off(
+    cli: Cli, fake_lumid: FakeLumId
+) -> None:
+    env = {"LUM_ID_BASE_URL": fake_lumid.url, "LUMILAKE_REMOTE_OPTIMIZER_URL": "https://o.io:abc"}
+    r = cli("doctor", "--host", "lumilake", env=env)
+    assert r.returncode == 1
+    assert "Traceback" not in r.stdout + r.stderr
+    assert "LUMILAKE_REMOTE_OPTIMIZER_URL: has an invalid port" in _line(r, "settings")
+    assert "optimizer" not in _lines(r)  # not "off": it is set, and wrong
+    assert _lines(r)["lum.id"] == ["OK"]

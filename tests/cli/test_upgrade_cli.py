@@ -126,6 +126,15 @@ def test_doctor_accepts_both_blocks_and_reports_the_migration(
             secret=SECRET,
             db=str(db_path),
         )
+        # `lumid doctor` only reads (issue 15): it reports the pending migration...
+        original = db_path.read_bytes()
+        first = cli("doctor", "--host", "flowmesh", env={**env, "FLOWMESH_API_KEY": fleet})
+        assert first.returncode == 0, first.stdout + first.stderr
+        assert _line(first, "upgrade").startswith("WARN")
+        assert "acl_grants holds 3 grants" in _line(first, "upgrade")
+        assert db_path.read_bytes() == original
+        # ... and, once the server's first start has migrated it, says when and how much.
+        asyncio.run(open_and_close(db_path))
         r = cli("doctor", "--host", "flowmesh", env={**env, "FLOWMESH_API_KEY": fleet})
     assert r.returncode == 0, r.stdout + r.stderr
     assert not [x for x in r.stdout.splitlines()[:-1] if not x.startswith("OK")], r.stdout
@@ -157,12 +166,12 @@ def test_doctor_names_a_bad_0_2_row_and_leaves_the_file(
     original = db_path.read_bytes()
     r = cli("doctor", "--host", "flowmesh", env={"LUM_ID_BASE_URL": fake_lumid.url})
     assert r.returncode == 1
-    db_line = _line(r, "database")
-    assert db_line.startswith("FAIL")
-    assert "LUMID_ACL_DB_PATH=" in db_line
-    assert "row (kind='workflow', id='w2', principal_id='carol')" in db_line
+    # The database check only reads (issue 15); the upgrade line names what would
+    # stop the server's first start.
+    assert _line(r, "database").startswith("OK")
     up = _line(r, "upgrade")
     assert up.startswith("FAIL")
+    assert "LUMID_ACL_DB_PATH=" in up
     assert "granted_at 'last tuesday'" in up
     assert "Traceback" not in r.stdout + r.stderr
     assert db_path.read_bytes() == original
@@ -170,9 +179,20 @@ def test_doctor_names_a_bad_0_2_row_and_leaves_the_file(
 
 def test_acl_ls_shows_migrated_grants(cli: Cli, db_path: Path) -> None:
     write_legacy_db(db_path, ROWS, layout="0.2.0")
+    original = db_path.read_bytes()
+    refused = cli("acl", "ls")  # a reading command only reads (issue 15)
+    assert refused.returncode == 1
+    assert "holds 3 grants in the lumid-plugins 0.2.x table acl_grants" in refused.stderr
+    assert db_path.read_bytes() == original
+    # A writing command migrates exactly as the server's first start would.
+    g = cli("acl", "grant", "--kind", "workflow", "--id", "w9", "--principal", "eve",
+            "--level", "read")  # fmt: skip
+    assert g.returncode == 0, g.stderr
+    assert "lumid: note: migrated 3 grants from the lumid-plugins 0.2.0 table" in g.stderr
+    revoke = ("acl", "revoke", "--kind", "workflow", "--id", "w9", "--principal", "eve")
+    assert cli(*revoke).returncode == 0
     r = cli("acl", "ls")
     assert r.returncode == 0, r.stderr
-    assert "lumid: note: migrated 3 grants from the lumid-plugins 0.2.0 table" in r.stderr
     lines = r.stdout.splitlines()
     assert lines[0].split() == ["KIND", "ID", "PRINCIPAL", "LEVEL", "GRANTED"]
     rows = [line.split() for line in lines[1:]]
@@ -231,6 +251,9 @@ def test_doctor_warns_when_lumilakes_0_2_database_is_ignored(
     assert "neither used nor migrated" in line
     # Without LUMID_ACL_DB_PATH the old variable names the file: its grants migrate.
     write_legacy_db(old, [("job", "j1", "alice", 2, iso(T0), iso(T0))])
+    r = cli("doctor", "--host", "lumilake", env={**env, "LUMID_ACL_DB_PATH": ""})
+    assert "acl_grants holds 1 grants" in _line(r, "upgrade")  # doctor only reads
+    asyncio.run(open_and_close(old))  # the server's first start
     r = cli("doctor", "--host", "lumilake", env={**env, "LUMID_ACL_DB_PATH": ""})
     line = _line(r, "upgrade")
     assert line.startswith("OK")

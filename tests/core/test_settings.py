@@ -1,11 +1,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import pytest
 from pydantic import SecretStr
 
 from lumid_core import LumidSettings, SettingsError, load_settings
+from lumid_core.settings import url_validator
+from lumid_core.urls import POSTGRES_SCHEMES
 
 
 def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -96,3 +99,75 @@ def test_lum_id_url_with_a_query_is_refused_without_echoing_it(
     with pytest.raises(SettingsError, match="LUM_ID_BASE_URL") as err:
         load_settings(LumidSettings)
     assert "hunter2" not in str(err.value)
+
+
+# -- URL settings: one validator (lumid_core.urls), the clear-text rule -------------
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("http://lum.id:abc", "invalid port"),
+        ("http://lum.id:99999", "invalid port"),
+        ("http://[::1", "unterminated IPv6"),
+        ("http://lum .id", "whitespace"),
+    ],
+)
+def test_bad_lum_id_urls_name_the_variable_and_why(
+    monkeypatch: pytest.MonkeyPatch, value: str, reason: str
+) -> None:
+    monkeypatch.setenv("LUM_ID_BASE_URL", value)
+    with pytest.raises(SettingsError) as caught:
+        load_settings(LumidSettings)
+    assert "LUM_ID_BASE_URL: " in str(caught.value)
+    assert reason in str(caught.value)
+
+
+def test_clear_text_lum_id_is_refused_unless_explicitly_allowed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("LUM_ID_BASE_URL", "http://lumid.example.com")
+    with pytest.raises(SettingsError, match="LUM_ID_BASE_URL: sends a credential in clear"):
+        load_settings(LumidSettings)
+    monkeypatch.setenv("LUMID_ALLOW_INSECURE_HTTP", "1")
+    settings = load_settings(LumidSettings)
+    assert settings.insecure_http_urls() == ["LUM_ID_BASE_URL"]
+    for loopback in ("http://localhost:1", "http://127.0.0.1:1", "http://[::1]:1", "https://x.io"):
+        monkeypatch.setenv("LUM_ID_BASE_URL", loopback)
+        monkeypatch.delenv("LUMID_ALLOW_INSECURE_HTTP", raising=False)
+        assert load_settings(LumidSettings).insecure_http_urls() == []
+
+
+class _WithDatabaseUrl(LumidSettings):
+    some_dsn: (
+        Annotated[str, url_validator(schemes=POSTGRES_SCHEMES, credentials=True, query=True)] | None
+    ) = None
+    secret_dsn: (
+        Annotated[SecretStr, url_validator(schemes=POSTGRES_SCHEMES, credentials=True, query=True)]
+        | None
+    ) = None
+
+
+def test_the_validator_serves_a_postgresql_url_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SOME_DSN", "postgresql://lumid:pw@db.internal:5432/lumid?sslmode=require")
+    assert load_settings(_WithDatabaseUrl).some_dsn == (
+        "postgresql://lumid:pw@db.internal:5432/lumid?sslmode=require"
+    )
+    monkeypatch.setenv("SOME_DSN", "postgresql://lumid:pw@db.internal:54321x/lumid")
+    with pytest.raises(SettingsError, match="SOME_DSN: has an invalid port") as caught:
+        load_settings(_WithDatabaseUrl)
+    assert "pw@" not in str(caught.value)
+    monkeypatch.setenv("SOME_DSN", "http://db.internal/lumid")
+    with pytest.raises(SettingsError, match="SOME_DSN: must be a postgres"):
+        load_settings(_WithDatabaseUrl)
+
+
+def test_a_secret_url_is_validated_and_never_echoed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SECRET_DSN", " postgresql://lumid:hunter2@db:5432/lumid ")
+    settings = load_settings(_WithDatabaseUrl)
+    assert settings.secret_dsn is not None
+    assert settings.secret_dsn.get_secret_value() == "postgresql://lumid:hunter2@db:5432/lumid"
+    monkeypatch.setenv("SECRET_DSN", "postgresql://lumid:hunter2@db:99999/lumid")
+    with pytest.raises(SettingsError, match="SECRET_DSN: has an invalid port") as caught:
+        load_settings(_WithDatabaseUrl)
+    assert "hunter2" not in str(caught.value)

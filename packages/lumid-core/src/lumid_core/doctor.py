@@ -11,6 +11,7 @@ fault instead.
 
 from __future__ import annotations
 
+import os
 import secrets
 import sqlite3
 import time
@@ -19,14 +20,15 @@ from dataclasses import dataclass
 from enum import StrEnum
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import TYPE_CHECKING, Final, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 from lumid_hooks import PrincipalContext
 
 from . import legacy
-from .db import SCHEMA_VERSION, Database, DatabaseError, schema_version
+from .db import SCHEMA_VERSION, Database, DatabaseError, ReadOnlyDatabase
+from .hosts import DOCTOR_GROUP, KNOWN_HOSTS, installed_hosts
 from .identity import IntrospectionError, parse_introspection
 from .permissions import Policy
 from .settings import LumidSettings
@@ -51,15 +53,6 @@ __all__ = [
     "load_host_doctor",
     "redact_url",
 ]
-
-DOCTOR_GROUP: Final = "lumid.doctor"
-"""Entry-point group: name = host, value = an object satisfying `HostDoctor`."""
-
-KNOWN_HOSTS: Final[Mapping[str, str]] = {
-    "flowmesh": "lumid-flowmesh-plugin",
-    "lumilake": "lumid-lumilake-plugin",
-}
-"""Host name -> the wheel that provides its plugin (and its doctor checks)."""
 
 
 class Status(StrEnum):
@@ -149,7 +142,9 @@ class DoctorContext:
     environ: Mapping[str, str]
     db: Database | PgDatabase | None = None
     """The open store (SQLite, or PostgreSQL under LUMID_DATABASE_URL); None when the
-    database check failed."""
+    database check failed or there is no database file yet."""
+    db_not_created: bool = False
+    """True when there is no database file yet and the server could create it."""
     lumid_ok: bool = False
     """True when lum.id answered the dummy introspection correctly."""
 
@@ -205,11 +200,6 @@ class HostDoctor(Protocol):
         ...
 
 
-def installed_hosts() -> dict[str, str]:
-    """Host name -> entry-point value for every installed host doctor."""
-    return {ep.name: ep.value for ep in entry_points(group=DOCTOR_GROUP)}
-
-
 class HostNotInstalledError(LookupError):
     """No plugin for the host is installed; the message names the wheel to install."""
 
@@ -238,26 +228,58 @@ def load_host_doctor(host: str) -> HostDoctor:
 # -- the checks every host shares ---------------------------------------------------
 
 
+def _creatable(path: Path, env_var: str) -> Check:
+    """Whether the server could create the database at `path` (nothing is created)."""
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    where = f"{env_var}={str(path)!r}"
+    if not folder.is_dir():
+        return Check(
+            "database",
+            Status.FAIL,
+            f"{where}: cannot create its folder ({folder} is a file)",
+            env_var,
+        )
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return Check(
+            "database",
+            Status.FAIL,
+            f"{where}: cannot create its folder or file ({folder} is not writable)",
+            env_var,
+        )
+    return Check(
+        "database",
+        Status.OK,
+        f"{path}: not there yet; the server creates it (schema v{SCHEMA_VERSION}) on its "
+        "first start",
+        env_var,
+    )
+
+
 async def check_database(
     path: Path, *, env_var: str = "LUMID_ACL_DB_PATH"
 ) -> tuple[Check, Database | None]:
-    """Open the ACL database exactly as `install()` does: writable, migrated, WAL."""
+    """Check the ACL database without changing it: opened read-only (no file created,
+    no migration, no WAL switch, no lock a running server would wait for).
+
+    Returns the read-only database for the other checks, or None when there is none.
+    """
     path = path.expanduser()
-    existed = path.exists()
-    before: int | None = None
-    if existed:
-        try:
-            before = schema_version(path)
-        except sqlite3.Error:  # unreadable or not a database: `open` says which
-            before = None
+    if not path.exists():
+        return _creatable(path, env_var), None
     try:
-        db = await Database.open(path, env_var=env_var)
+        db = await ReadOnlyDatabase.open_read_only(path, env_var=env_var, legacy_ok=True)
     except DatabaseError as exc:
         return Check("database", Status.FAIL, str(exc), env_var), None
-    if not existed:
-        detail = f"{path}: writable, schema v{SCHEMA_VERSION} (new file created)"
-    elif before is not None and before < SCHEMA_VERSION:
-        detail = f"{path}: writable, schema migrated v{before} -> v{SCHEMA_VERSION}"
+    if not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK | os.X_OK)):
+        detail = f"{env_var}={str(path)!r}: readable but not writable (the server writes it)"
+        return Check("database", Status.FAIL, detail, env_var), db
+    if db.schema_version < SCHEMA_VERSION:
+        detail = (
+            f"{path}: writable, schema v{db.schema_version}; the server migrates it to "
+            f"v{SCHEMA_VERSION} on its next start"
+        )
     else:
         detail = f"{path}: writable, schema v{SCHEMA_VERSION} (current)"
     return Check("database", Status.OK, detail, env_var), db

@@ -31,6 +31,7 @@ from fastapi import HTTPException
 from lumid_hooks import PrincipalContext, ResourceRef
 
 from .db import DatabaseError
+from .limits import MAX_ID_BYTES
 from .store import GrantStore, Level
 
 __all__ = ["DEFAULT_ACTION_LEVELS", "PermissionEngine", "Policy"]
@@ -139,6 +140,8 @@ class PermissionEngine:
         rid = resource.id
         if kind not in self._kinds or action not in self._levels:
             raise _deny(kind, rid, action, "unknown kind or action")
+        if rid is not None and len(rid) > _SHORT_ID_CHARS and id_too_long(rid):
+            raise _deny(kind, rid[:64] + "...", action, f"id longer than {MAX_ID_BYTES} bytes")
         scopes = principal.scopes
         admin = self._admin
         for s in scopes:
@@ -200,6 +203,15 @@ class PermissionEngine:
         """503 for a store that cannot answer (e.g. the shared PostgreSQL is down)."""
         logger.warning("%s: grant store unavailable: %s", self.name, exc)
         return HTTPException(status_code=503, detail="authorization store unavailable")
+
+
+_SHORT_ID_CHARS: Final = MAX_ID_BYTES // 4
+"""Ids of at most this many characters are within MAX_ID_BYTES however encoded."""
+
+
+def id_too_long(rid: str) -> bool:
+    """Whether `rid` exceeds MAX_ID_BYTES in UTF-8 (no grant can exist for it)."""
+    return len(rid.encode("utf-8", "surrogatepass")) > MAX_ID_BYTES
 
 
 def _deny(kind: str, rid: str | None, action: str, why: str) -> HTTPException:

@@ -5,8 +5,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection
 
+from fastapi import HTTPException
 from lumid_hooks import PrincipalContext, ResourceRef
 
+from .limits import MAX_ID_BYTES
+from .permissions import id_too_long
 from .store import GrantStore, Level
 
 __all__ = ["Registrar"]
@@ -28,6 +31,17 @@ class Registrar:
         if resource.id is None:
             logger.info("%s: register of a %s without id ignored", self.name, resource.kind)
             return
+        if len(resource.id) > MAX_ID_BYTES // 4 and id_too_long(resource.id):
+            logger.warning(
+                "%s: register of a %s refused: id longer than %d bytes",
+                self.name,
+                resource.kind,
+                MAX_ID_BYTES,
+            )
+            raise HTTPException(
+                status_code=422,
+                detail=f"{resource.kind} id longer than {MAX_ID_BYTES} bytes: not registered",
+            )
         await self._store.grant(resource.kind, resource.id, principal.principal_id, Level.WRITE)
 
     async def deregister(

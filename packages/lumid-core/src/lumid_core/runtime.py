@@ -86,6 +86,14 @@ async def open_runtime(
     Raises `lumid_core.db.DatabaseError` (a RuntimeError naming LUMID_ACL_DB_PATH,
     or LUMID_DATABASE_URL for PostgreSQL) when the store cannot be used.
     """
+    for var in settings.insecure_http_urls():  # only with LUMID_ALLOW_INSECURE_HTTP=1
+        logger.warning(
+            "%s: %s is http:// to a non-loopback host: credentials sent to it travel in "
+            "clear text (allowed by LUMID_ALLOW_INSECURE_HTTP=1; use https:// unless a "
+            "TLS-terminating proxy on a private network is in between)",
+            plugin,
+            var,
+        )
     async with AsyncExitStack() as stack:
         db = await _open_backend(settings, plugin, logger)
         stack.push_async_callback(db.close)

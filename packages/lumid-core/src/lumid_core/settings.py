@@ -10,62 +10,88 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Collection
 from pathlib import Path
-from typing import Annotated, Any, get_args
+from typing import Annotated, Any, Final, get_args
 
 from pydantic import AfterValidator, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .environ import DEFAULT_ACL_DB_PATH
+from .urls import (
+    HTTP_SCHEMES,
+    POSTGRES_SCHEMES,
+    UrlError,
+    UrlPartRefused,
+    check_url,
+    is_cleartext_remote,
+)
+
 __all__ = [
     "DEFAULT_ACL_DB_PATH",
+    "INSECURE_HTTP_VAR",
     "HttpUrlStr",
     "LumidSettings",
     "SettingsError",
     "load_settings",
+    "url_validator",
 ]
-
-DEFAULT_ACL_DB_PATH = Path("/app/plugin-data/lumid_acl.sqlite")
 
 
 class SettingsError(ValueError):
     """A configuration value is missing or invalid; the message names the variable."""
 
 
-def _http_url(value: str) -> str:
-    url = value.strip()
-    scheme, sep, rest = url.partition("://")
-    if not sep or scheme.lower() not in ("http", "https") or not rest.strip("/"):
-        raise ValueError("must be an http:// or https:// URL")
-    host = rest.split("/", 1)[0]
-    if not host or any(c.isspace() for c in url):
-        raise ValueError("must be an http:// or https:// URL with a host")
-    return url.rstrip("/")
+def url_validator(
+    *,
+    schemes: Collection[str] = HTTP_SCHEMES,
+    credentials: bool = False,
+    query: bool = False,
+    why: str = "",
+) -> AfterValidator:
+    """A pydantic validator running `lumid_core.urls.check_url` with these rules, on a
+    `str` or a `SecretStr` field (e.g. a `postgresql://` URL with a password).
+
+    `why` is appended when a refused part (credentials, query, fragment) is present,
+    e.g. to say where the credential goes instead.
+    """
+
+    def check(value: str) -> str:
+        try:
+            return check_url(value, schemes=schemes, credentials=credentials, query=query)
+        except UrlPartRefused as exc:
+            raise ValueError(f"{exc}{why}") from None
+        except UrlError as exc:
+            raise ValueError(str(exc)) from None
+
+    def validate(value: str | SecretStr) -> str | SecretStr:
+        # A URL holding a password (a database URL) is a SecretStr: checked the same
+        # way, kept secret (the error never repeats the value).
+        if isinstance(value, SecretStr):
+            return SecretStr(check(value.get_secret_value()))
+        return check(value)
+
+    return AfterValidator(validate)
 
 
-HttpUrlStr = Annotated[str, AfterValidator(_http_url)]
-"""An http(s) URL, stripped of surrounding blanks and of a trailing slash."""
+HttpUrlStr = Annotated[str, url_validator()]
+"""An http(s) URL with no credentials, query or fragment, stripped of surrounding
+blanks and of a trailing slash (`lumid_core.urls.check_url`)."""
 
-
-def _no_userinfo(value: str) -> str:
-    if "@" in value.split("://", 1)[-1].split("/", 1)[0]:
-        raise ValueError("must not embed credentials (lum.id introspection needs none)")
-    if "?" in value or "#" in value:
-        raise ValueError("must have no query or fragment (/oauth/introspect is appended)")
-    return value
+INSECURE_HTTP_VAR: Final = "LUMID_ALLOW_INSECURE_HTTP"
 
 
 def _database_url(value: SecretStr | None) -> SecretStr | None:
-    # A local check (the integrator may move it to lumid_core.urls); never echoes it.
+    # `lumid_core.urls.check_url` for postgresql:// (credentials and query allowed);
+    # never echoes the value. Unset (None) selects the SQLite store.
     if value is None:
         return None
-    url = value.get_secret_value().strip()
-    if not url:
-        return None
-    scheme, sep, rest = url.partition("://")
-    if not sep or scheme.lower() not in ("postgresql", "postgres"):
-        raise ValueError("must be a postgresql:// (or postgres://) URL, or unset for SQLite")
-    if not rest.strip("/") or any(c.isspace() for c in url):
-        raise ValueError("must be a postgresql://user:password@host:port/database URL")
+    try:
+        url = check_url(
+            value.get_secret_value(), schemes=POSTGRES_SCHEMES, credentials=True, query=True
+        )
+    except UrlError as exc:
+        raise ValueError(f"{exc} (or unset for the SQLite store at LUMID_ACL_DB_PATH)") from None
     return SecretStr(url)
 
 
@@ -81,8 +107,12 @@ class LumidSettings(BaseSettings):
         hide_input_in_errors=True,
     )
 
-    # Logged at install and on every 503: credentials in it would leak.
-    lum_id_base_url: Annotated[HttpUrlStr, AfterValidator(_no_userinfo)] = "https://lum.id"
+    # Logged at install and on every 503: credentials in it would leak. Receives
+    # every caller's bearer: https://, or http:// to a loopback host only.
+    lum_id_base_url: Annotated[
+        str,
+        url_validator(why=" (lum.id introspection needs no credentials, query or fragment)"),
+    ] = "https://lum.id"
     lumid_org_id: Annotated[str, Field(min_length=1, max_length=200)] = "lumid"
     lumid_acl_db_path: Path = DEFAULT_ACL_DB_PATH
     lumid_introspect_timeout_seconds: Annotated[float, Field(gt=0, le=120)] = 5.0
@@ -96,6 +126,9 @@ class LumidSettings(BaseSettings):
     lumid_database_pool_size: Annotated[int, Field(ge=1, le=1000)] = 10
     lumid_database_statement_timeout_seconds: Annotated[float, Field(gt=0, le=3600)] = 30.0
     lumid_outbox_lease_seconds: Annotated[float, Field(ge=1, le=86_400)] = 60.0
+    lumid_allow_insecure_http: bool = False
+    """Let a credential-carrying URL be http:// to a non-loopback host (a TLS-terminating
+    sidecar on a private network). Loud: warned at install and by `lumid doctor`."""
 
     @property
     def introspect_url(self) -> str:
@@ -106,6 +139,17 @@ class LumidSettings(BaseSettings):
         """LUMID_DATABASE_URL in clear (for the driver only; never log it), or None."""
         url = self.lumid_database_url
         return None if url is None else url.get_secret_value()
+
+    def credential_urls(self) -> dict[str, str]:
+        """Variable name -> URL for every configured URL that receives a credential.
+
+        Subclasses add theirs (e.g. a billing URL when a bridge secret is sent to it).
+        """
+        return {"LUM_ID_BASE_URL": self.lum_id_base_url}
+
+    def insecure_http_urls(self) -> list[str]:
+        """Variables whose URL would carry a credential in clear text off this host."""
+        return [var for var, url in self.credential_urls().items() if is_cleartext_remote(url)]
 
 
 def _is_secret(settings_cls: type[BaseSettings], name: str) -> bool:
@@ -133,7 +177,7 @@ def load_settings[S: LumidSettings](settings_cls: type[S], **overrides: Any) -> 
     the value that was given.
     """
     try:
-        return settings_cls(**overrides)
+        settings = settings_cls(**overrides)
     except ValidationError as exc:
         problems: list[str] = []
         for err in exc.errors(include_url=False, include_input=False):
@@ -146,3 +190,15 @@ def load_settings[S: LumidSettings](settings_cls: type[S], **overrides: Any) -> 
                 if raw is not None:
                     problems[-1] += f" (got {_redact_userinfo(str(raw))[:200]!r})"
         raise SettingsError("invalid lum.id plugin configuration: " + "; ".join(problems)) from None
+    insecure = settings.insecure_http_urls()
+    if insecure and not settings.lumid_allow_insecure_http:
+        raise SettingsError(
+            "invalid lum.id plugin configuration: "
+            + "; ".join(
+                f"{var}: sends a credential in clear text: use https://, or http:// to a "
+                f"loopback host only (or set {INSECURE_HTTP_VAR}=1 behind a TLS-terminating "
+                "proxy on a private network)"
+                for var in insecure
+            )
+        )
+    return settings

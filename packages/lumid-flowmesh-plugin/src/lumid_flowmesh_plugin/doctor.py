@@ -57,6 +57,10 @@ class FlowMeshDoctor:
             )
         if ctx.db is not None:
             out.append(await _outbox(ctx))
+        elif ctx.db_not_created:
+            out.append(
+                Check("billing outbox", Status.OK, "empty (no database yet: nothing queued)")
+            )
         out.append(await _api_key(ctx))
         listed = check_plugins_listed(ctx.environ, PLUGINS_VAR, PLUGIN, "FlowMesh")
         return out if listed is None else [listed, *out]
@@ -110,12 +114,19 @@ async def _billing(settings: FlowMeshSettings) -> Check:
 
 async def _outbox(ctx: DoctorContext) -> Check:
     assert ctx.db is not None
-    if isinstance(ctx.db, Database):
-        stats = await Outbox(ctx.db, BILLING_SINK).stats()
-    else:  # the shared PostgreSQL store (LUMID_DATABASE_URL)
+    if not isinstance(ctx.db, Database):  # the shared PostgreSQL store (LUMID_DATABASE_URL)
         from lumid_core.pg import PgOutbox
 
         stats = await PgOutbox(ctx.db, BILLING_SINK).stats()
+    else:
+        tables = getattr(ctx.db, "tables", None)  # a read-only open says what is there
+        if tables is not None and "outbox" not in tables:
+            return Check(
+                "billing outbox",
+                Status.OK,
+                "none yet (an older schema: the server adds it on its next start)",
+            )
+        stats = await Outbox(ctx.db, BILLING_SINK).stats()
     summary = (
         f"{stats.pending} pending, {stats.held} held (no email yet), "
         f"{stats.delivered} delivered, {stats.dead} dead"

@@ -10,17 +10,9 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, SecretStr
 
-from lumid_core.settings import HttpUrlStr, LumidSettings
+from lumid_core.settings import LumidSettings, url_validator
 
 __all__ = ["FlowMeshSettings"]
-
-
-def _no_credentials(value: str | None) -> str | None:
-    if value is not None and "@" in value.split("://", 1)[-1].split("/", 1)[0]:
-        raise ValueError("must not embed credentials; the secret goes in FLOWMESH_BRIDGE_SECRET")
-    if value is not None and ("?" in value or "#" in value):
-        raise ValueError("must have no query or fragment (/billing/... is appended)")
-    return value
 
 
 def _header_safe(value: SecretStr | None) -> SecretStr | None:
@@ -57,7 +49,16 @@ def _on_off(value: object) -> object:
 class FlowMeshSettings(LumidSettings):
     """Environment of the FlowMesh plugin (docs/flowmesh.md lists every variable)."""
 
-    runmesh_billing_base_url: Annotated[HttpUrlStr | None, AfterValidator(_no_credentials)] = None
+    # Receives the bridge secret when billing is on: https://, or loopback http://.
+    runmesh_billing_base_url: (
+        Annotated[
+            str,
+            url_validator(
+                why=" (the secret goes in FLOWMESH_BRIDGE_SECRET; /billing/... is appended)"
+            ),
+        ]
+        | None
+    ) = None
     flowmesh_bridge_secret: Annotated[SecretStr | None, AfterValidator(_header_safe)] = None
     lumid_balance_guard: Annotated[Literal["on", "off"], BeforeValidator(_on_off)] = "off"
     lumid_billing_timeout_seconds: Annotated[float, Field(gt=0, le=120)] = 10.0
@@ -69,13 +70,21 @@ class FlowMeshSettings(LumidSettings):
     lumid_billing_held_recheck_seconds: Annotated[float, Field(gt=0, le=86400)] = 5.0
     lumid_billing_retention_days: Annotated[float, Field(gt=0, le=3650)] = 30.0
     lumid_balance_guard_timeout_seconds: Annotated[float, Field(gt=0, le=30)] = 2.0
-    lumid_topup_url: HttpUrlStr | None = None
+    # Shown to callers who run out of credit: a query is fine, credentials are not.
+    lumid_topup_url: Annotated[str, url_validator(query=True)] | None = None
 
     @property
     def bridge_secret(self) -> str:
         """The bridge secret, or "" when unset or blank."""
         secret = self.flowmesh_bridge_secret
         return "" if secret is None else secret.get_secret_value().strip()
+
+    def credential_urls(self) -> dict[str, str]:
+        """The core's, plus the Runmesh URL when the bridge secret is sent to it."""
+        urls = super().credential_urls()
+        if self.billing_enabled and self.runmesh_billing_base_url is not None:
+            urls["RUNMESH_BILLING_BASE_URL"] = self.runmesh_billing_base_url
+        return urls
 
     @property
     def billing_enabled(self) -> bool:

@@ -50,7 +50,10 @@ async def _optimizer(ctx: DoctorContext, settings: LumilakeSettings) -> Check:
     url = settings.lumilake_remote_optimizer_url
     if url is None:
         return Check(
-            "optimizer", Status.OK, "remote optimizer off (LUMILAKE_REMOTE_OPTIMIZER_URL unset)"
+            "optimizer",
+            Status.OK,
+            "remote optimizer off (LUMILAKE_REMOTE_OPTIMIZER_URL unset)",
+            "LUMILAKE_REMOTE_OPTIMIZER_URL",
         )
     try:
         names = await fetch_optimizer_catalog(settings, ctx.http)

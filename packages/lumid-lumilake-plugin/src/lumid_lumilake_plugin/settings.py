@@ -8,40 +8,26 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlparse
 
 from lumilake_hook import validate_remote_url
 from pydantic import AfterValidator, Field, SecretStr, model_validator
 
-from lumid_core import LumidSettings
+from lumid_core.settings import INSECURE_HTTP_VAR, LumidSettings, url_validator
 
 __all__ = ["LumilakeSettings"]
 
 
-def _remote_url(value: str) -> str:
+def _hook_rule(value: str) -> str:
+    # The core's validator ran first (scheme, host, port, parts). Lumilake's own
+    # RemoteOptimizer refuses http:// to anything but its loopback names, with no
+    # opt-out: refuse it here too, at install, rather than on every job.
     try:
-        validate_remote_url(value)
-    except ValueError as exc:
-        reason = str(exc).replace("base_url", "the URL")
-        raise ValueError(f"{reason} (https://, or http:// to a loopback host only)") from None
-    parsed = urlparse(value.strip())
-    if parsed.username is not None or parsed.password is not None:
-        raise ValueError("must not carry credentials; the service token is LUMILAKE_RUNTIME_TOKEN")
-    if parsed.query or parsed.fragment:
-        raise ValueError("must be a base URL without a query or fragment")
-    # What httpx would only refuse when the catalog is fetched (with an error that is
-    # not an HTTP error, so Lumilake would skip the whole plugin): refuse it here.
-    if any(c.isspace() for c in value.strip()):
-        raise ValueError("must not contain whitespace")
-    if not parsed.hostname:
-        raise ValueError("has no host")
-    try:
-        port = parsed.port
+        return validate_remote_url(value)
     except ValueError:
-        port = 0
-    if port == 0:
-        raise ValueError("has an invalid port (1-65535)")
-    return validate_remote_url(value)
+        raise ValueError(
+            "must be https://, or http:// to a loopback host only (Lumilake's "
+            f"RemoteOptimizer refuses anything else, even with {INSECURE_HTTP_VAR})"
+        ) from None
 
 
 def _bearer_safe(value: SecretStr | None) -> SecretStr | None:
@@ -59,7 +45,14 @@ def _bearer_safe(value: SecretStr | None) -> SecretStr | None:
 class LumilakeSettings(LumidSettings):
     """Environment of the Lumilake plugin (docs/lumilake.md lists every variable)."""
 
-    lumilake_remote_optimizer_url: Annotated[str, AfterValidator(_remote_url)] | None = None
+    lumilake_remote_optimizer_url: (
+        Annotated[
+            str,
+            url_validator(why=" (the service token is LUMILAKE_RUNTIME_TOKEN)"),
+            AfterValidator(_hook_rule),
+        ]
+        | None
+    ) = None
     """Base URL of a remote Lumilake whose optimizers this server offers; unset = off."""
 
     lumilake_runtime_token: Annotated[SecretStr | None, AfterValidator(_bearer_safe)] = None
@@ -70,6 +63,13 @@ class LumilakeSettings(LumidSettings):
 
     lumilake_optimizer_catalog_timeout_seconds: Annotated[float, Field(gt=0, le=120)] = 10.0
     """Timeout of the catalog request made at install."""
+
+    def credential_urls(self) -> dict[str, str]:
+        """The core's, plus the optimizer URL (it receives bearers)."""
+        urls = super().credential_urls()
+        if self.lumilake_remote_optimizer_url is not None:
+            urls["LUMILAKE_REMOTE_OPTIMIZER_URL"] = self.lumilake_remote_optimizer_url
+        return urls
 
     lumid_lumilake_acl_db_path: Path | None = None
     """lumid-plugins 0.2.x's name for Lumilake's grant database: used as

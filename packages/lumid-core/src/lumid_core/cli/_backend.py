@@ -1,6 +1,7 @@
 """Which store a `lumid` command uses: `--db` (SQLite), else LUMID_DATABASE_URL, else SQLite.
 
-The PostgreSQL driver is imported only when LUMID_DATABASE_URL selects it.
+The PostgreSQL driver is imported only when LUMID_DATABASE_URL selects it, and the
+database layer only when a command runs (not for `--help`).
 """
 
 from __future__ import annotations
@@ -8,26 +9,35 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from lumid_core.db import Database
-from lumid_core.outbox import Outbox
-from lumid_core.store import SqliteGrantStore
-
-from ._common import CliError, locate_db, open_db
+from ._common import CliError, locate_db, open_db, open_db_read_only
 
 if TYPE_CHECKING:
+    from lumid_core.db import Database
+    from lumid_core.outbox import Outbox
     from lumid_core.pg import PgDatabase, PgGrantStore, PgOutbox
+    from lumid_core.store import SqliteGrantStore
 
-__all__ = ["grant_store_of", "open_store", "outbox_of", "principals_by_email", "sinks_of"]
+__all__ = ["grant_store_of", "known_sinks", "open_store", "outbox_of", "principals_by_email"]
 
 URL_VAR = "LUMID_DATABASE_URL"
 
 
-async def open_store(db_override: str | None, *, create: bool = False) -> Database | PgDatabase:
-    """The store the server uses: the SQLite file (which must exist unless `create`),
-    or the shared PostgreSQL when LUMID_DATABASE_URL is set and `--db` is not given."""
+async def open_store(
+    db_override: str | None,
+    *,
+    create: bool = False,
+    read_only: bool = False,
+    needs: str | None = None,
+) -> Database | PgDatabase:
+    """The store the server uses: the SQLite file (read-only when `read_only`, which
+    must exist unless `create`), or the shared PostgreSQL when LUMID_DATABASE_URL is
+    set and `--db` is not given."""
     url = os.environ.get(URL_VAR, "").strip()
     if db_override is not None or not url:
-        return await open_db(locate_db(db_override), create=create)
+        where = locate_db(db_override)
+        if read_only:
+            return await open_db_read_only(where, needs=needs)
+        return await open_db(where, create=create)
     from lumid_core.pg import PgDatabase, PgStoreError
 
     try:
@@ -38,17 +48,21 @@ async def open_store(db_override: str | None, *, create: bool = False) -> Databa
 
 def outbox_of(store: Database | PgDatabase, sink: str) -> Outbox | PgOutbox:
     """The outbox of `sink` on `store`."""
+    from lumid_core.db import Database
+
     if isinstance(store, Database):
+        from lumid_core.outbox import Outbox
+
         return Outbox(store, sink)
     from lumid_core.pg import PgOutbox
 
     return PgOutbox(store, sink)
 
 
-async def sinks_of(store: Database | PgDatabase, only: str | None) -> list[str]:
-    """`[only]`, or every sink that has ever queued a row."""
-    if only is not None:
-        return [only]
+async def known_sinks(store: Database | PgDatabase) -> list[str]:
+    """Every sink that has ever queued a row, sorted."""
+    from lumid_core.db import Database
+
     if isinstance(store, Database):
         column = await store.read_column("SELECT DISTINCT sink FROM outbox ORDER BY 1")
         return [str(s) for s in column]
@@ -58,7 +72,11 @@ async def sinks_of(store: Database | PgDatabase, only: str | None) -> list[str]:
 
 def grant_store_of(store: Database | PgDatabase) -> SqliteGrantStore | PgGrantStore:
     """The grant store on `store`."""
+    from lumid_core.db import Database
+
     if isinstance(store, Database):
+        from lumid_core.store import SqliteGrantStore
+
         return SqliteGrantStore(store)
     from lumid_core.pg import PgGrantStore
 
@@ -67,6 +85,8 @@ def grant_store_of(store: Database | PgDatabase) -> SqliteGrantStore | PgGrantSt
 
 async def principals_by_email(store: Database | PgDatabase, email: str) -> list[str]:
     """The principal ids identity recorded with `email` (case-insensitive), sorted."""
+    from lumid_core.db import Database
+
     if isinstance(store, Database):
         column = await store.read_column(
             "SELECT principal_id FROM principals WHERE email = ? COLLATE NOCASE ORDER BY 1",

@@ -1,18 +1,18 @@
 """`lumid acl`: list, grant, revoke, export and import grants.
 
-Safe while a server uses the same file: the database is in WAL mode (readers never
-block the server), every write is one short IMMEDIATE transaction under a busy
-timeout, and the server reads grants from the file on every check (no grant cache),
-so a change is in force as soon as the command returns.
+Safe while a server uses the same file: `ls` and `export` open it read-only (no
+lock, no migration: they work on a read-only copy too), every write is a short
+IMMEDIATE transaction under a busy timeout (an import commits in small batches,
+each rolled back and retried smaller if it holds the lock past a deadline), and the
+server reads grants from the file on every check (no grant cache), so a change is
+in force as soon as the command returns.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import math
-import sqlite3
 import sys
 import time
 from collections.abc import Iterator
@@ -20,30 +20,38 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TextIO
 
-from lumid_core.db import Database, DatabaseError
-from lumid_core.doctor import installed_hosts, load_host_doctor
-from lumid_core.store import Grant, Level
+from lumid_core.hosts import installed_hosts
+from lumid_core.store.base import Grant, Level
+
+from ._common import (
+    CliError,
+    add_db_option,
+    id_problem,
+    identifier,
+    locate_db,
+    printable,
+    resource_id,
+)
+
+if TYPE_CHECKING:  # the database layer is imported when a command runs, not for --help
+    from lumid_core.db import Database
+    from lumid_core.pg import PgDatabase, PgGrantStore
+    from lumid_core.store import SqliteGrantStore
 
 from ._backend import grant_store_of, open_store, principals_by_email
-from ._common import CliError, add_db_option, locate_db
-
-if TYPE_CHECKING:
-    from lumid_core.pg import PgDatabase
 
 __all__ = ["add_parser"]
 
 _LEVELS = ("read", "write")
-IMPORT_CHUNK = 5000
-"""Grants per import transaction: about 50 ms of write lock each."""
-IMPORT_PAUSE_SECONDS = 0.05
+IMPORT_CHUNK = 1000
+"""Grants per import transaction: about 10 ms of write lock each."""
+IMPORT_PAUSE_SECONDS = 0.02
 """Pause between import transactions, so the server's writer gets its turn."""
+IMPORT_TRANSACTION_SECONDS = 1.0
+"""The longest one import transaction may take (lock wait included): past it, it is
+rolled back and the batch retried at half the size."""
 
-
-def _name(value: str) -> str:
-    value = value.strip()
-    if not value:
-        raise argparse.ArgumentTypeError("must not be empty")
-    return value
+_name = identifier
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -60,7 +68,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         who.add_argument("--principal", type=_name, help="only this principal (a lum.id sub)")
         who.add_argument("--email", type=_name, help="only the principal with this email")
         p.add_argument("--kind", type=_name, help="only this resource kind (workflow, job, ...)")
-        p.add_argument("--id", type=_name, help="only this resource id")
+        p.add_argument("--id", type=resource_id, help="only this resource id (exactly)")
 
     ls = cmds.add_parser("ls", help="list grants (a table)")
     filters(ls)
@@ -71,7 +79,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         p.add_argument(
             "--kind", type=_name, required=True, help="resource kind (workflow, job, ...)"
         )
-        p.add_argument("--id", type=_name, required=True, help="resource id")
+        p.add_argument("--id", type=resource_id, required=True, help="resource id (taken exactly)")
         who = p.add_mutually_exclusive_group(required=True)
         who.add_argument("--principal", type=_name, help="a lum.id sub")
         who.add_argument(
@@ -109,6 +117,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     imp.add_argument(
         "file", nargs="?", default="-", help="a JSON-lines file, or - for standard input (default)"
     )
+    imp.add_argument(
+        "--any-kind",
+        action="store_true",
+        help="import kinds no installed plugin uses (default: refuse the file, it is a typo)",
+    )
     add_db_option(imp)
     imp.set_defaults(run=_import)
 
@@ -144,11 +157,7 @@ async def _filters(db: Database | PgDatabase, args: argparse.Namespace) -> dict[
     return {"kind": args.kind, "id": args.id, "principal_id": await _principal(db, args)}
 
 
-def _printable(text: str) -> str:
-    """`text` with control characters escaped (ids may carry user-chosen file names)."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+_printable = printable
 
 
 _LS_HEADER: Final = ("KIND", "ID", "PRINCIPAL", "LEVEL", "GRANTED")
@@ -157,7 +166,8 @@ _LS_SIZING_ROWS: Final = 1000
 
 
 async def _ls(args: argparse.Namespace) -> int:
-    db = await open_store(args.db)
+
+    db = await open_store(args.db, read_only=True, needs="grants")
     widths: list[int] | None = None
     first: list[tuple[str, ...]] = []
     shown = 0
@@ -203,6 +213,8 @@ def check_kind(kind: str) -> None:
 
     Without any host plugin installed there is nothing to check against.
     """
+    from lumid_core.doctor import load_host_doctor  # imports the plugins: only here
+
     grantable: dict[str, list[str]] = {}
     owned: dict[str, tuple[str, str]] = {}
     for host in sorted(installed_hosts()):
@@ -231,6 +243,7 @@ def check_kind(kind: str) -> None:
 
 
 async def _grant(args: argparse.Namespace) -> int:
+
     level = Level.parse(args.level)
     if not args.any_kind:
         check_kind(args.kind)
@@ -258,6 +271,7 @@ async def _grant(args: argparse.Namespace) -> int:
 
 
 async def _revoke(args: argparse.Namespace) -> int:
+
     db = await open_store(args.db)
     try:
         principal = await _principal(db, args)
@@ -285,7 +299,8 @@ def _grant_json(g: Grant) -> dict[str, Any]:
 
 
 async def _export(args: argparse.Namespace) -> int:
-    db = await open_store(args.db)
+
+    db = await open_store(args.db, read_only=True, needs="grants")
     count = 0
     try:
         async for g in grant_store_of(db).iter_grants(**await _filters(db, args)):
@@ -298,11 +313,14 @@ async def _export(args: argparse.Namespace) -> int:
 
 
 def _field(obj: dict[str, Any], key: str, where: str, *, exact: bool = False) -> str:
+    """An id field, under the same rule as `acl grant`'s options (`id_problem`)."""
     value = obj.get(key)
-    if not isinstance(value, str) or not value.strip():
+    if not isinstance(value, str) or not value:
         raise CliError(f"{where}: {key!r} must be a non-empty string")
-    # Ids are kept as exported: stripping one could rename it to another resource.
-    return value if exact else value.strip()
+    problem = id_problem(value, exact=exact)
+    if problem is not None:
+        raise CliError(f"{where}: {key!r} {problem}")
+    return value
 
 
 _CLOCK_SKEW_SECONDS: Final = 86_400.0
@@ -372,29 +390,75 @@ def _read_lines(name: str) -> tuple[list[Grant], str]:
         raise CliError(f"{source}: not UTF-8 text ({exc.reason})") from None
 
 
+async def _import_batch(store: SqliteGrantStore | PgGrantStore, batch: list[Grant]) -> int:
+    """Import `batch`, in transactions bounded by IMPORT_TRANSACTION_SECONDS: one that
+    runs longer is rolled back and its half-batches retried (an upsert is idempotent)."""
+    import asyncio
+
+    try:
+        return await asyncio.wait_for(store.import_grants(batch), IMPORT_TRANSACTION_SECONDS)
+    except TimeoutError:
+        if len(batch) == 1:
+            raise CliError(
+                f"one grant could not be written within {IMPORT_TRANSACTION_SECONDS:g}s "
+                "(is another process holding the database's write lock?)"
+            ) from None
+    print(
+        f"lumid acl import: a batch of {len(batch)} grants took over "
+        f"{IMPORT_TRANSACTION_SECONDS:g}s (the database is busy); rolled back, retrying in "
+        "halves",
+        file=sys.stderr,
+    )
+    half = len(batch) // 2
+    first = await _import_batch(store, batch[:half])
+    await asyncio.sleep(IMPORT_PAUSE_SECONDS)
+    return first + await _import_batch(store, batch[half:])
+
+
 async def _import(args: argparse.Namespace) -> int:
+    import asyncio
+    import sqlite3
+
+    from lumid_core.db import DatabaseError
+
     grants, source = _read_lines(args.file)
+    if not args.any_kind:
+        for kind in sorted({g.kind for g in grants}):
+            try:
+                check_kind(kind)
+            except CliError as exc:
+                raise CliError(f"{source}: {exc}; nothing imported") from None
     where = locate_db(args.db)
     db = await open_store(args.db, create=True)
     store = grant_store_of(db)
     count = 0
+    landed = "(importing the same file again is safe)"
     try:
         # Short transactions, with a pause between them: a running server's writes
-        # (registrations) wait at most one chunk, never the whole import.
+        # (registrations) wait at most one batch, never the whole import.
         for start in range(0, len(grants), IMPORT_CHUNK):
             if start:
                 await asyncio.sleep(IMPORT_PAUSE_SECONDS)
-            count += await store.import_grants(grants[start : start + IMPORT_CHUNK])
+            count += await _import_batch(store, grants[start : start + IMPORT_CHUNK])
+    except asyncio.CancelledError:  # Ctrl-C: say how far it got, then stop
+        print(
+            f"lumid acl import: interrupted; {count} of {len(grants)} grants were imported "
+            f"before it {landed}",
+            file=sys.stderr,
+        )
+        raise
     except DatabaseError as exc:
         raise CliError(
-            f"{exc}; {count} of {len(grants)} grants were imported before it "
-            "(importing the same file again is safe)"
+            f"{exc}; {count} of {len(grants)} grants were imported before it {landed}"
         ) from None
     except sqlite3.Error as exc:
         raise CliError(
             f"{where.source}={str(where.path)!r}: import failed ({exc}); {count} of "
-            f"{len(grants)} grants were imported before it (importing the same file again "
-            "is safe)"
+            f"{len(grants)} grants were imported before it {landed}"
+        ) from None
+    except CliError as exc:
+        raise CliError(
+            f"{exc}; {count} of {len(grants)} grants were imported before it {landed}"
         ) from None
     finally:
         await db.close()

@@ -11,23 +11,40 @@ import argparse
 import sys
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, Final
 
-from lumid_core.outbox import STATES, OutboxEntry
+if TYPE_CHECKING:  # the database layer is imported when a command runs, not for --help
+    from lumid_core.db import Database
+    from lumid_core.outbox import OutboxEntry
+    from lumid_core.pg import PgDatabase
 
-from ._backend import open_store, outbox_of, sinks_of
-from ._common import CliError, add_db_option, emit_json
+from ._backend import known_sinks, open_store, outbox_of
+from ._common import (
+    CliError,
+    add_db_option,
+    emit_json,
+    identifier,
+    printable,
+)
 
 __all__ = ["add_parser"]
+
+STATES: Final = ("pending", "held", "delivered", "dead")
+"""`lumid_core.outbox.STATES`, spelled out so `--help` needs no database layer."""
+
+MAX_LIMIT = 1_000_000
+"""The most rows `billing ls --limit` lists (SQLite's LIMIT is a 64-bit integer)."""
 
 
 def _positive(value: str) -> int:
     try:
         number = int(value)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
+        raise argparse.ArgumentTypeError(f"not a whole number: {printable(value)!r}") from None
     if number < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
+    if number > MAX_LIMIT:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_LIMIT}")
     return number
 
 
@@ -41,7 +58,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
     def common(p: argparse.ArgumentParser) -> None:
         add_db_option(p)
-        p.add_argument("--sink", help="only this outbox sink (default: every sink)")
+        p.add_argument(
+            "--sink", type=identifier, help="only this outbox sink (default: every sink)"
+        )
 
     cmds = billing.add_subparsers(dest="billing_command", required=True, metavar="COMMAND")
 
@@ -61,10 +80,26 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
     retry = cmds.add_parser("retry", help="send dead letters again")
     what = retry.add_mutually_exclusive_group(required=True)
-    what.add_argument("--task", metavar="ID", help="the dead letter with this key (a task id)")
+    what.add_argument(
+        "--task", metavar="ID", type=identifier, help="the dead letter with this key (a task id)"
+    )
     what.add_argument("--all-dead", action="store_true", help="every dead letter")
     common(retry)
     retry.set_defaults(run=_retry)
+
+
+async def _sinks(db: Database | PgDatabase, only: str | None) -> list[str]:
+    """Every sink that has queued a row, or just `only`, which must be one of them
+    (a typo would otherwise show an empty outbox)."""
+    known = await known_sinks(db)
+    if only is None or only in known:
+        return known if only is None else [only]
+    if not known:
+        return []  # nothing queued yet under any name: the empty outbox says so
+    raise CliError(
+        f"--sink {printable(only)!r}: no such outbox sink (known: "
+        f"{', '.join(printable(k) for k in known)})"
+    )
 
 
 def _age(seconds: float | None) -> str:
@@ -87,9 +122,9 @@ def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
 
 
 async def _status(args: argparse.Namespace) -> int:
-    db = await open_store(args.db)
+    db = await open_store(args.db, read_only=True, needs="outbox")
     try:
-        stats = {sink: await outbox_of(db, sink).stats() for sink in await sinks_of(db, args.sink)}
+        stats = {sink: await outbox_of(db, sink).stats() for sink in await _sinks(db, args.sink)}
     finally:
         await db.close()
     if args.json:
@@ -113,7 +148,7 @@ async def _status(args: argparse.Namespace) -> int:
         ("SINK", "PENDING", "HELD", "DELIVERED", "DEAD", "OLDEST PENDING"),
         [
             (
-                sink,
+                printable(sink),
                 str(s.pending),
                 str(s.held),
                 str(s.delivered),
@@ -146,10 +181,10 @@ def _entry_json(e: OutboxEntry) -> dict[str, Any]:
 
 async def _ls(args: argparse.Namespace) -> int:
     state: str | None = "dead" if args.dead else args.state
-    db = await open_store(args.db)
+    db = await open_store(args.db, read_only=True, needs="outbox")
     try:
         entries: list[OutboxEntry] = []
-        for sink in await sinks_of(db, args.sink):
+        for sink in await _sinks(db, args.sink):
             entries += await outbox_of(db, sink).entries(state=state, limit=args.limit)
     finally:
         await db.close()
@@ -167,13 +202,13 @@ async def _ls(args: argparse.Namespace) -> int:
         ("SINK", "KEY", "STATE", "ATTEMPTS", "QUEUED", "AGE", "REASON"),
         [
             (
-                e.sink,
-                e.key,
+                printable(e.sink),
+                printable(e.key),
                 e.state,
                 str(e.attempts),
                 _iso(e.created_at),
                 _age(now - e.created_at),
-                (e.reason or "-").replace("\n", " ")[:120],
+                printable((e.reason or "-").replace("\n", " "))[:120],
             )
             for e in entries
         ],
@@ -184,7 +219,7 @@ async def _ls(args: argparse.Namespace) -> int:
 async def _retry(args: argparse.Namespace) -> int:
     db = await open_store(args.db)
     try:
-        sinks = await sinks_of(db, args.sink)
+        sinks = await _sinks(db, args.sink)
         moved = 0
         states: list[str] = []
         for sink in sinks:
@@ -205,8 +240,9 @@ async def _retry(args: argparse.Namespace) -> int:
     if moved == 0:
         if states:
             raise CliError(
-                f"{args.task!r} is not a dead letter ({'; '.join(states)}); nothing to retry"
+                f"{printable(args.task)!r} is not a dead letter ({'; '.join(states)}); "
+                "nothing to retry"
             )
-        raise CliError(f"no outbox row has the key {args.task!r}")
-    print(f"{args.task} queued for delivery again")
+        raise CliError(f"no outbox row has the key {printable(args.task)!r}")
+    print(f"{printable(args.task)} queued for delivery again")
     return 0

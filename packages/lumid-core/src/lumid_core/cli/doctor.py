@@ -6,25 +6,15 @@ import argparse
 import os
 import re
 from collections.abc import Mapping
-from importlib.metadata import PackageNotFoundError, version
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from lumid_core.doctor import (
-    KNOWN_HOSTS,
-    Check,
-    DoctorContext,
-    HostNotInstalledError,
-    Status,
-    check_database,
-    check_lumid,
-    check_upgrade,
-    installed_hosts,
-    load_host_doctor,
-)
-from lumid_core.identity import make_http_client
-from lumid_core.settings import LumidSettings, SettingsError, load_settings
+from lumid_core.hosts import KNOWN_HOSTS, installed_hosts
 
-from ._common import emit_json
+from ._common import UsageError, emit_json, printable
+
+if TYPE_CHECKING:
+    from lumid_core.doctor import Check
+    from lumid_core.settings import LumidSettings, SettingsError
 
 if TYPE_CHECKING:
     from lumid_core.db import Database
@@ -36,7 +26,6 @@ _PROBLEM = re.compile(r"(?:^|; )([A-Z][A-Z0-9_]*): ")
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    hosts = sorted(set(KNOWN_HOSTS) | set(installed_hosts()))
     doctor = sub.add_parser(
         "doctor",
         help="check the configuration before starting a server",
@@ -44,12 +33,19 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "ACL database, lum.id and (per host) billing, the optimizer and the API key. "
         "One line per check; exits 1 on any FAIL. Never prints a secret.",
     )
-    doctor.add_argument("--host", required=True, choices=hosts, help="the server this is for")
+    doctor.add_argument(
+        "--host",
+        required=True,
+        metavar="{" + ",".join(sorted(KNOWN_HOSTS)) + "}",
+        help="the server this is for (or another installed host plugin's name)",
+    )
     doctor.add_argument("--json", action="store_true", help="one JSON document")
     doctor.set_defaults(run=_doctor)
 
 
 def _settings_failures(exc: SettingsError) -> list[Check]:
+    from lumid_core.doctor import Check, Status
+
     message = str(exc).removeprefix("invalid lum.id plugin configuration: ")
     starts = list(_PROBLEM.finditer(message))
     if not starts:
@@ -63,14 +59,45 @@ def _settings_failures(exc: SettingsError) -> list[Check]:
 
 
 def _wheel_version(wheel: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
         return version(wheel)
     except PackageNotFoundError:
         return "?"
 
 
+def _defaults_for(settings_cls: type[LumidSettings], variables: set[str]) -> dict[str, Any]:
+    """Overrides putting each failed variable back to its default (None if unknown)."""
+    out: dict[str, Any] = {}
+    for var in variables:
+        field = settings_cls.model_fields.get(var.lower())
+        if field is not None and not field.is_required():
+            out[var.lower()] = field.get_default(call_default_factory=True)
+    return out
+
+
 async def run_checks(host: str, environ: Mapping[str, str] = os.environ) -> list[Check]:
-    """Every check for `host`, in order; later checks skip what earlier ones ruled out."""
+    """Every check for `host`, in order; later checks skip what earlier ones ruled out.
+
+    A variable that fails validation gets a FAIL line naming it; the other checks
+    still run with it at its default, except those that would use it: no lum.id
+    check when LUM_ID_BASE_URL failed (the default is the real lum.id), no database
+    check when LUMID_ACL_DB_PATH failed, and no host check naming a failed variable.
+    """
+    from lumid_core.doctor import (
+        Check,
+        DoctorContext,
+        HostNotInstalledError,
+        Status,
+        check_database,
+        check_lumid,
+        check_upgrade,
+        load_host_doctor,
+    )
+    from lumid_core.identity import make_http_client
+    from lumid_core.settings import INSECURE_HTTP_VAR, SettingsError, load_settings
+
     try:
         host_doctor = load_host_doctor(host)
     except HostNotInstalledError as exc:
@@ -80,15 +107,16 @@ async def run_checks(host: str, environ: Mapping[str, str] = os.environ) -> list
     wheel = KNOWN_HOSTS.get(host, f"lumid-{host}-plugin")
     checks = [Check("plugin", Status.OK, f"{wheel} {_wheel_version(wheel)} installed")]
 
-    settings: LumidSettings
-    host_settings_ok = True
+    settings_cls = host_doctor.settings_class
+    failed: set[str] = set()
     try:
-        settings = load_settings(host_doctor.settings_class)
+        settings = load_settings(settings_cls)
     except SettingsError as exc:
-        checks += _settings_failures(exc)
-        host_settings_ok = False
-        try:  # the shared part may still be fine: check what it allows
-            settings = load_settings(LumidSettings)
+        failures = _settings_failures(exc)
+        checks += failures
+        failed = {c.env_var for c in failures if c.env_var is not None}
+        try:  # the rest may still be fine: check it with the failed ones at defaults
+            settings = load_settings(settings_cls, **_defaults_for(settings_cls, failed))
         except SettingsError:
             return checks
     else:
@@ -96,31 +124,50 @@ async def run_checks(host: str, environ: Mapping[str, str] = os.environ) -> list
             Check(
                 "settings",
                 Status.OK,
-                f"{host_doctor.settings_class.__name__} valid (org {settings.lumid_org_id})",
+                f"{settings_cls.__name__} valid (org {settings.lumid_org_id})",
+            )
+        )
+    for var in settings.insecure_http_urls():  # allowed by LUMID_ALLOW_INSECURE_HTTP=1
+        checks.append(
+            Check(
+                "settings",
+                Status.WARN,
+                f"{var} is http:// to a non-loopback host: credentials sent to it travel "
+                f"in clear text ({INSECURE_HTTP_VAR}=1 allows it; use https:// unless a "
+                "TLS-terminating proxy on a private network is in between)",
+                var,
             )
         )
 
-    db: Database | PgDatabase | None
+    db: Database | PgDatabase | None = None
+    not_created = False
     if settings.database_url is not None:  # the shared PostgreSQL store (docs/scaling.md)
         from lumid_core.pg.doctor import check_postgres
 
-        db_check, db = await check_postgres(settings)
-    else:
+        if "LUMID_DATABASE_URL" not in failed:
+            db_check, db = await check_postgres(settings)
+            checks.append(db_check)
+    elif "LUMID_ACL_DB_PATH" not in failed:
         db_check, db = await check_database(settings.lumid_acl_db_path)
-    checks.append(db_check)
-    if (upgrade := check_upgrade(settings.lumid_acl_db_path)) is not None:
-        checks.append(upgrade)
+        checks.append(db_check)
+        not_created = db is None and db_check.status is Status.OK
+        if (upgrade := check_upgrade(settings.lumid_acl_db_path)) is not None:
+            checks.append(upgrade)
     http = make_http_client(settings)
     try:
-        ctx = DoctorContext(settings=settings, http=http, environ=environ, db=db)
-        checks.append(await check_lumid(ctx))
-        if host_settings_ok:
-            try:
-                checks += await host_doctor.checks(ctx)
-            except Exception as exc:
-                checks.append(
-                    Check(host, Status.FAIL, f"the {host} checks crashed: {type(exc).__name__}")
-                )
+        ctx = DoctorContext(
+            settings=settings, http=http, environ=environ, db=db, db_not_created=not_created
+        )
+        if "LUM_ID_BASE_URL" not in failed:
+            checks.append(await check_lumid(ctx))
+        try:
+            host_checks = await host_doctor.checks(ctx)
+        except Exception as exc:
+            checks.append(
+                Check(host, Status.FAIL, f"the {host} checks crashed: {type(exc).__name__}")
+            )
+        else:
+            checks += [c for c in host_checks if c.env_var not in failed or c.env_var is None]
     finally:
         await http.aclose()
         if db is not None:
@@ -129,6 +176,15 @@ async def run_checks(host: str, environ: Mapping[str, str] = os.environ) -> list
 
 
 async def _doctor(args: argparse.Namespace) -> int:
+    from lumid_core.doctor import Status
+
+    hosts = sorted(set(KNOWN_HOSTS) | set(installed_hosts()))
+    if args.host not in hosts:
+        raise UsageError(
+            f"argument --host: invalid choice: {printable(args.host)!r} "
+            f"(choose from {', '.join(hosts)})"
+        )
+
     checks = await run_checks(args.host)
     failed = any(c.status is Status.FAIL for c in checks)
     if args.json:
