@@ -52,7 +52,7 @@ _ADD: Final = (
 )
 _CLAIM: Final = (
     "WITH c AS (SELECT sink, key FROM lumid_outbox WHERE sink = $1 AND state = 'pending' "  # noqa: S608 (constant SQL)
-    f"AND next_attempt_at <= $2 AND lease_until < {NOW} "
+    f"AND next_attempt_at <= $2 AND lease_until < {NOW} AND NOT (key = ANY($6::text[])) "
     "ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) "
     f"UPDATE lumid_outbox o SET claimed_by = $4, lease_until = {NOW} + $5 "
     "FROM c WHERE o.sink = c.sink AND o.key = c.key "
@@ -72,8 +72,11 @@ _SNAPSHOT: Final = (
 _COUNT: Final = "SELECT count(*) FROM lumid_outbox WHERE sink = $1 AND state = 'pending'"
 _RENEW: Final = (
     f"UPDATE lumid_outbox SET lease_until = {NOW} + $3 "  # noqa: S608 (constant SQL)
-    "WHERE sink = $1 AND claimed_by = $2 AND state = 'pending'"
+    "WHERE sink = $1 AND claimed_by = $2 AND state = 'pending' AND key = ANY($4::text[])"
 )
+# A key this replica just marked is not claimed again by it for this long: the worker
+# still counts it as its own until its attempt has wound down, and would skip it.
+_REMARK_GRACE_SECONDS: Final = 2.0
 _RELEASE_CLAIMS: Final = (
     "UPDATE lumid_outbox SET claimed_by = NULL, lease_until = 0 "
     "WHERE sink = $1 AND claimed_by = $2 AND state = 'pending'"
@@ -129,6 +132,8 @@ class PgOutbox:
         self._renewer: asyncio.Task[None] | None = None
         self._closed = False
         self._snapshots = 0  # bumped by every snapshot taken (see `mark`)
+        self._out: dict[str, float] = {}  # key -> when handed out (monotonic), until marked
+        self._recent: dict[str, float] = {}  # key -> when marked (monotonic)
 
     def __repr__(self) -> str:
         return f"PgOutbox({self.sink!r}, {self.db!r})"
@@ -166,40 +171,52 @@ class PgOutbox:
         if self._closed:
             return []
         ts = time.time() if now is None else now
+        mono = time.monotonic()
+        self._recent = {k: t for k, t in self._recent.items() if mono - t < _REMARK_GRACE_SECONDS}
         async with self._pool.acquire() as conn:
             rows = await conn.fetch(
-                _CLAIM, self.sink, ts, int(limit), self.db.replica_id, self.lease_seconds
+                _CLAIM,
+                self.sink,
+                ts,
+                int(limit),
+                self.db.replica_id,
+                self.lease_seconds,
+                list(self._recent),
             )
             snap = await conn.fetchrow(_SNAPSHOT, self.sink)
         self._remember(snap)
+        for r in rows:
+            self._out[r[1]] = mono
         if rows and (self._renewer is None or self._renewer.done()):
             self._renewer = asyncio.create_task(self._renew(), name=f"{self.sink}-leases")
         return sorted((_entry(r) for r in rows), key=lambda e: e.next_attempt_at)
 
     async def _renew(self) -> None:
-        """While this replica lives, keep the leases on the rows it still holds.
+        """While this replica lives, keep the leases on the rows it handed out and has
+        not marked yet.
 
         A row waiting in this replica's queue (or out on a slow delivery) is not taken
-        by another replica; a replica that dies stops renewing, and its leases end.
+        by another replica; a replica that dies stops renewing, and its leases end. A
+        row out for more than ten leases is let go (its lease ends; any replica, this
+        one included, claims it again), so nothing is held forever.
         """
         while not self._closed:
             await asyncio.sleep(self.lease_seconds / 3)
             if self._pool.is_closing():
                 return
-            try:
-                held = _count(
-                    await self._pool.execute(
-                        _RENEW, self.sink, self.db.replica_id, self.lease_seconds
-                    )
-                )
-            except Exception:  # noqa: S112 (the next round tries again; leases end by themselves)
-                continue
-            if not held:
+            mono = time.monotonic()
+            self._out = {k: t for k, t in self._out.items() if mono - t < 10 * self.lease_seconds}
+            if not self._out:
                 return  # nothing held: the next claim starts a new renewer
+            with contextlib.suppress(Exception):  # the next round tries again
+                await self._pool.execute(
+                    _RENEW, self.sink, self.db.replica_id, self.lease_seconds, list(self._out)
+                )
 
     async def aclose(self) -> None:
         """Stop renewing and hand back the rows this replica holds (after its worker stops)."""
         self._closed = True
+        self._out.clear()
         task, self._renewer = self._renewer, None
         if task is not None:
             task.cancel()
@@ -254,6 +271,8 @@ class PgOutbox:
             case Held(hold_on=hold_on, reason=reason):
                 args = ("held", now, now, hold_on, reason)
         seen = self._snapshots
+        self._out.pop(key, None)
+        self._recent[key] = time.monotonic()
         status = await self._pool.execute(_MARK, *args, self.sink, key)
         # A snapshot taken while this ran may already leave the row out: then do not
         # count it out again (over-counting only delays a drain until the next claim).
