@@ -272,7 +272,8 @@ class PgOutbox:
                 args = ("held", now, now, hold_on, reason)
         seen = self._snapshots
         self._out.pop(key, None)
-        self._recent[key] = time.monotonic()
+        if args[0] == "pending":  # only a retried row can be claimed again
+            self._recent[key] = time.monotonic()
         status = await self._pool.execute(_MARK, *args, self.sink, key)
         # A snapshot taken while this ran may already leave the row out: then do not
         # count it out again (over-counting only delays a drain until the next claim).
