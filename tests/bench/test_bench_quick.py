@@ -33,6 +33,7 @@ def test_quick_run_produces_every_figure(tmp_path: Path) -> None:
     for part in (
         "identity hit",
         "identity miss",
+        "identity first sight",
         "require",
         "accessible_ids",
         "register",

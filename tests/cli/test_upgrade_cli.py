@@ -17,7 +17,7 @@ from subprocess import CompletedProcess
 
 import pytest
 
-from lumid_core import Database, SettingsError, load_settings
+from lumid_core import Database, load_settings
 from lumid_core.doctor import Status, check_upgrade
 from lumid_fakes import FakeLumId, FakeOptimizer, FakeRunmesh
 from lumid_fakes.legacy_db import FLOWMESH_BLOCK, LUMILAKE_BLOCK, dotenv, iso, write_legacy_db
@@ -97,18 +97,40 @@ def test_balance_guard_values_keep_their_0_2_meaning(
     monkeypatch: pytest.MonkeyPatch, value: str, meaning: str
 ) -> None:
     monkeypatch.setenv("LUMID_BALANCE_GUARD", value)
-    assert load_settings(FlowMeshSettings).lumid_balance_guard == meaning
+    assert load_settings(FlowMeshSettings).balance_guard == meaning
 
 
-@pytest.mark.parametrize("value", ["1", "true", "yes"])
-def test_balance_guard_spellings_0_2_read_as_off_are_refused(
-    monkeypatch: pytest.MonkeyPatch, value: str
+@pytest.mark.parametrize("value", ["1", "true", "yes", "enabled"])
+def test_balance_guard_spellings_0_2_read_as_off_stay_off_and_are_reported(
+    monkeypatch: pytest.MonkeyPatch, value: str, tmp_path: Path
 ) -> None:
-    """0.2.x enabled the guard for `on` only: `true` meant off. Neither silently
-    switching the guard on nor silently leaving it off: install names the variable."""
+    """0.2.x enabled the guard for `on` only: `true` meant off. After the image swap
+    it still means off (the server starts, nothing changes for submitters), and the
+    install log and `lumid doctor` say so, naming the variable."""
     monkeypatch.setenv("LUMID_BALANCE_GUARD", value)
-    with pytest.raises(SettingsError, match=r"LUMID_BALANCE_GUARD: .* ambiguous .*write on or off"):
-        load_settings(FlowMeshSettings)
+    monkeypatch.setenv("RUNMESH_BILLING_BASE_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("FLOWMESH_BRIDGE_SECRET", SECRET)
+    settings = load_settings(FlowMeshSettings)
+    assert settings.billing_enabled
+    assert settings.lumid_balance_guard == value
+    assert not settings.guard_enabled
+    note = settings.balance_guard_note
+    assert note is not None
+    assert f"LUMID_BALANCE_GUARD={value!r} reads as off" in note
+
+
+def test_balance_guard_plain_values_have_no_note(monkeypatch: pytest.MonkeyPatch) -> None:
+    for value in ("on", "OFF", "0", "false", "no"):
+        monkeypatch.setenv("LUMID_BALANCE_GUARD", value)
+        assert load_settings(FlowMeshSettings).balance_guard_note is None
+
+
+def test_balance_guard_odd_value_is_a_doctor_warning(cli: Cli, fake_lumid: FakeLumId) -> None:
+    env = {"LUM_ID_BASE_URL": fake_lumid.url, "LUMID_BALANCE_GUARD": "true"}
+    result = cli("doctor", "--host", "flowmesh", env=env)
+    line = _line(result, "balance guard")
+    assert line.startswith("WARN"), result.stdout
+    assert "LUMID_BALANCE_GUARD='true' reads as off" in line
 
 
 def test_doctor_accepts_both_blocks_and_reports_the_migration(

@@ -12,7 +12,7 @@ import pytest
 from fastapi import HTTPException
 
 from lumid_core import LumIdIdentityProvider, LumidSettings, MemoryPrincipalDirectory
-from lumid_core.identity import make_http_client
+from lumid_core.http import make_http_client
 from lumid_fakes import FakeLumId
 
 
@@ -170,7 +170,7 @@ async def test_unreachable_and_timeout_are_503(
     with pytest.raises(HTTPException) as caught:
         await make_provider(lumid_introspect_timeout_seconds=0.2).resolve(token, logger)
     assert caught.value.status_code == 503
-    assert "no reply within 0.2s" in str(caught.value.detail)
+    assert "no complete reply within 0.2s" in str(caught.value.detail)
     fake_lumid.released.set()
 
     unreachable = LumidSettings(lum_id_base_url=f"http://127.0.0.1:{_free_port()}")
@@ -217,17 +217,32 @@ async def test_active_verdicts_are_cached_until_ttl(
     assert fake_lumid.introspections() == 2
 
 
-async def test_cache_never_outlives_token_exp(
+async def test_an_active_reply_with_a_past_exp_is_inactive(
     make_provider: Factory, fake_lumid: FakeLumId, logger: logging.Logger
 ) -> None:
     import time
 
     provider = make_provider()
     expired = fake_lumid.add_token("u-10", exp=time.time() - 5)
-    assert await provider.resolve(expired, logger) is not None
-    assert await provider.resolve(expired, logger) is not None
+    assert await provider.resolve(expired, logger) is None
+    assert await provider.resolve(expired, logger) is None
     assert fake_lumid.introspections() == 2
     assert provider.cache_size == 0
+
+
+async def test_cache_never_outlives_token_exp(
+    make_provider: Factory, fake_lumid: FakeLumId, logger: logging.Logger
+) -> None:
+    import time
+
+    clock = Clock()
+    provider = make_provider(clock=clock)
+    soon = fake_lumid.add_token("u-10c", exp=time.time() + 2)
+    assert await provider.resolve(soon, logger) is not None
+    clock.now += 5  # past exp, well inside the 60 s TTL: asked again
+    fake_lumid.revoke(soon)
+    assert await provider.resolve(soon, logger) is None
+    assert fake_lumid.introspections() == 2
 
 
 async def test_an_out_of_range_exp_is_no_500(
@@ -304,12 +319,34 @@ async def test_a_cancelled_caller_does_not_cancel_the_others(
     token = fake_lumid.add_token("u-14")
     fake_lumid.delay = 0.2
     first = asyncio.create_task(provider.resolve(token, logger))
+    await asyncio.sleep(0.05)  # the first caller is introspecting
     second = asyncio.create_task(provider.resolve(token, logger))
+    third = asyncio.create_task(provider.resolve(token, logger))
     await asyncio.sleep(0.05)
-    first.cancel()
+    third.cancel()  # a waiter going away changes nothing for the others
+    first.cancel()  # the caller introspecting goes away: a waiter asks again
     principal = await second
     assert principal is not None
+    assert principal.principal_id == "u-14"
     assert first.cancelled()
+    assert third.cancelled()
+    assert fake_lumid.introspections() == 2
+    assert await provider.resolve(token, logger) is principal  # cached by the second
+
+
+async def test_a_cancelled_waiter_does_not_cancel_the_introspection(
+    make_provider: Factory, fake_lumid: FakeLumId, logger: logging.Logger
+) -> None:
+    provider = make_provider()
+    token = fake_lumid.add_token("u-14b")
+    fake_lumid.delay = 0.2
+    first = asyncio.create_task(provider.resolve(token, logger))
+    await asyncio.sleep(0.05)
+    waiter = asyncio.create_task(provider.resolve(token, logger))
+    await asyncio.sleep(0.05)
+    waiter.cancel()
+    assert await first is not None
+    assert waiter.cancelled()
     assert fake_lumid.introspections() == 1
 
 

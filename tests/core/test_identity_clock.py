@@ -6,7 +6,8 @@ import asyncio
 import logging
 
 from lumid_core import LumidSettings, load_settings
-from lumid_core.identity import COARSE_CLOCK_SECONDS, LumIdIdentityProvider, make_http_client
+from lumid_core.http import make_http_client
+from lumid_core.identity import COARSE_CLOCK_SECONDS, LumIdIdentityProvider
 from lumid_fakes import FakeLumId
 
 

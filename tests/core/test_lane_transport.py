@@ -7,7 +7,7 @@ import asyncio
 import httpx
 import pytest
 
-from lumid_core.identity import LaneTransport
+from lumid_core.http import LaneTransport
 from lumid_fakes import FakeLumId
 
 

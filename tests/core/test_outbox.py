@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,6 +23,8 @@ from lumid_core.outbox import (
     Outcome,
     RateLimitedLog,
     Retry,
+    Spool,
+    WorkerSettings,
 )
 
 
@@ -94,10 +98,11 @@ class Script:
         return queue.pop(0) if queue else self.default
 
 
-def worker(box: Outbox, deliver: Script, logger: logging.Logger, **kw: float) -> OutboxWorker:
-    kw.setdefault("base_delay", 0.01)
-    kw.setdefault("max_delay", 0.05)
-    return OutboxWorker(box, deliver, logger=logger, idle_poll=0.05, **kw)  # type: ignore[arg-type]
+def worker(
+    box: Outbox, deliver: Script, logger: logging.Logger, concurrency: int = 16
+) -> OutboxWorker:
+    knobs = WorkerSettings(concurrency=concurrency, base_delay=0.01, max_delay=0.05, idle_poll=0.05)
+    return OutboxWorker(box, deliver, logger=logger, settings=knobs)
 
 
 async def test_worker_outcomes(db: Database, logger: logging.Logger) -> None:
@@ -159,7 +164,9 @@ async def test_worker_survives_a_raising_sink(db: Database, logger: logging.Logg
             raise RuntimeError("bug")
         return Delivered()
 
-    w = OutboxWorker(box, deliver, logger=logger, base_delay=0.01, max_delay=0.02)
+    w = OutboxWorker(
+        box, deliver, logger=logger, settings=WorkerSettings(base_delay=0.01, max_delay=0.02)
+    )
     w.start()
     try:
         await box.add([NewEntry("t", {})])
@@ -183,7 +190,9 @@ async def test_recheck_releases_held(db: Database, logger: logging.Logger) -> No
     async def recheck() -> int:
         return await box.release([p for p in await box.held_on() if p in known])
 
-    w = OutboxWorker(box, deliver, logger=logger, recheck=recheck, recheck_interval=0.02)
+    w = OutboxWorker(
+        box, deliver, logger=logger, recheck=recheck, settings=WorkerSettings(recheck_interval=0.02)
+    )
     await box.add([NewEntry("t", {}, hold_on="carol")])
     w.start()
     try:
@@ -217,7 +226,12 @@ async def test_status_line_when_something_waits(
     async def deliver(row: OutboxEntry) -> Outcome:
         return Delivered()
 
-    w = OutboxWorker(box, deliver, logger=logger, status_interval=0.01, idle_poll=0.01)
+    w = OutboxWorker(
+        box,
+        deliver,
+        logger=logger,
+        settings=WorkerSettings(status_interval=0.01, idle_poll=0.01),
+    )
     with caplog.at_level(logging.INFO, logger.name):
         w.start()
         try:
@@ -264,3 +278,72 @@ async def test_add_many_rows_at_once(db: Database, n: int) -> None:
     entry = await box.entry("dup")
     assert entry is not None
     assert entry.payload == {"first": True}
+
+
+class CountingOutbox(Outbox):
+    """The SQLite store, counting reads of due rows and transactions of outcomes."""
+
+    due_reads = 0
+    mark_batches = 0
+
+    async def due(self, **kw: Any) -> list[OutboxEntry]:
+        self.due_reads += 1
+        return await super().due(**kw)
+
+    def mark_many(self, marks: Any) -> Any:
+        self.mark_batches += 1
+        return super().mark_many(marks)
+
+
+async def test_offered_rows_are_delivered_without_reading_them_back(
+    db: Database, logger: logging.Logger
+) -> None:
+    box = CountingOutbox(db, "billing")
+    deliver = Script(Delivered())
+    w = OutboxWorker(box, deliver, logger=logger, settings=WorkerSettings(idle_poll=3600))
+    w.start()
+    try:
+        await asyncio.sleep(0.05)  # the first read at start
+        reads = box.due_reads
+        for i in range(50):
+            now = time.time()
+            assert await box.add([NewEntry(f"t{i}", {"i": i})], now=now) == 1
+            w.offer([OutboxEntry("billing", f"t{i}", "pending", 0, now, now, None, {"i": i})])
+        for _ in range(500):
+            if len(deliver.calls) == 50:
+                break
+            await asyncio.sleep(0.01)
+        assert box.due_reads == reads  # handed over: never read back
+        assert await w.drain(10)
+        assert box.mark_batches < 50  # outcomes recorded together
+        assert sorted(deliver.calls) == sorted(f"t{i}" for i in range(50))
+        assert (await box.stats()).delivered == 50
+        # A key already stored is not inserted again: add says so (the caller then
+        # wakes the worker instead of handing over a row that is not the stored one).
+        assert await box.add([NewEntry("t0", {"other": True})]) == 0
+    finally:
+        await w.stop(1)
+
+
+async def test_spool_keeps_rows_until_the_store_takes_them(
+    db: Database, logger: logging.Logger, caplog: pytest.LogCaptureFixture
+) -> None:
+    box = Outbox(db, "billing")
+    spool = Spool(
+        box,
+        logger=logger,
+        name="tests.spool",
+        capacity=2,
+        describe=lambda e: f"task {e.key}",
+        retry_interval=0.01,
+    )
+    refused = spool.put([NewEntry("a", {}), NewEntry("b", {}), NewEntry("c", {})], "busy")
+    assert [e.key for e in refused] == ["c"]  # beyond the bound: the caller logs it
+    assert len(spool) == 2
+    for _ in range(200):
+        if not len(spool):
+            break
+        await asyncio.sleep(0.01)
+    assert len(spool) == 0
+    assert (await box.stats()).pending == 2
+    assert await spool.close(1) == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sqlite3
 
@@ -137,6 +138,10 @@ async def test_fails_open_when_the_email_cannot_be_read(
     principal = await resolve(plugin, fake_lumid, "poor", "poor@example.com")
     other = sqlite3.connect(flowmesh_env["LUMID_ACL_DB_PATH"], isolation_level=None)
     try:
+        for _ in range(500):  # the email is written behind the login: wait for it
+            if other.execute("SELECT 1 FROM principals").fetchone() is not None:
+                break
+            await asyncio.sleep(0.01)
         other.execute("ALTER TABLE principals RENAME TO principals_away")
         with caplog.at_level(logging.WARNING):
             await guard_of(plugin).check(principal, logger)  # allowed despite balance 0

@@ -16,7 +16,7 @@ from lumid_flowmesh_plugin.runmesh import RunmeshClient
 async def test_bad_guard_value_names_the_variable(
     flowmesh_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("LUMID_BALANCE_GUARD", "maybe")
+    monkeypatch.setenv("LUMID_BALANCE_GUARD", "on\x1b[2J")
     with pytest.raises(SettingsError, match="LUMID_BALANCE_GUARD"):
         async with install():
             pass

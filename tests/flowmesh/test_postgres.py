@@ -10,7 +10,8 @@ import asyncpg
 import pytest
 from lumid_hooks import ResourceRef
 
-from lumid_core import DatabaseError, SettingsError, load_settings
+from lumid_core import SettingsError, load_settings
+from lumid_core.errors import StoreError
 from lumid_core.settings import LumidSettings
 from lumid_fakes import FakeLumId, FakeRunmesh, PgCluster
 from lumid_flowmesh_plugin import install
@@ -85,7 +86,7 @@ async def test_unreachable_server_fails_install_fast_naming_the_variable(
     closed = pg_cluster.url(password="s3cret-" + "x" * 12).replace(f":{pg_cluster.port}/", ":1/")
     monkeypatch.setenv("LUMID_DATABASE_URL", closed)
     started = time.monotonic()
-    with pytest.raises(DatabaseError, match="LUMID_DATABASE_URL") as failed:
+    with pytest.raises(StoreError, match="LUMID_DATABASE_URL") as failed:
         async with install():
             pass
     assert time.monotonic() - started < 15
@@ -97,7 +98,7 @@ async def test_wrong_password_fails_install_without_echoing_it(
     flowmesh_env: dict[str, str], pg_cluster: PgCluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("LUMID_DATABASE_URL", pg_cluster.url(password="wrong-pw-" + "y" * 10))
-    with pytest.raises(DatabaseError, match="LUMID_DATABASE_URL") as failed:
+    with pytest.raises(StoreError, match="LUMID_DATABASE_URL") as failed:
         async with install():
             pass
     assert "authentication failed" in str(failed.value)
@@ -138,7 +139,7 @@ async def test_a_newer_schema_is_refused_naming_the_variable(
     conn = await asyncpg.connect(pg_env)
     await conn.execute("INSERT INTO lumid_schema_version (version) VALUES (99)")
     await conn.close()
-    with pytest.raises(DatabaseError, match=r"LUMID_DATABASE_URL=.*schema version 99 is newer"):
+    with pytest.raises(StoreError, match=r"LUMID_DATABASE_URL=.*schema version 99 is newer"):
         async with install():
             pass
 

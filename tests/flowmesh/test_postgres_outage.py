@@ -37,15 +37,19 @@ async def test_checks_answer_503_while_the_database_refuses_connections(
         pg_cluster.psql(
             f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"  # noqa: S608
         )
-        with caplog.at_level(logging.WARNING, "tests"):
+        with caplog.at_level(logging.WARNING):
             for _ in range(3):
                 with pytest.raises(HTTPException) as failed:
                     await checker.require(alice, w1, "read", log)
                 assert failed.value.status_code == 503
+                assert failed.value.headers == {"Retry-After": "5"}
                 with pytest.raises(HTTPException) as listed:
                     await checker.accessible_ids(alice, "workflow", "read", log)
                 assert listed.value.status_code == 503
-        assert any("grant store unavailable" in r.getMessage() for r in caplog.records)
+        assert any(
+            "answering 503" in r.getMessage() and "LUMID_DATABASE_URL" in r.getMessage()
+            for r in caplog.records
+        )
         assert pg_cluster.password not in caplog.text
         pg_cluster.psql(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
         await checker.require(alice, w1, "read", log)  # the pool reconnects by itself

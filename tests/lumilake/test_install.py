@@ -14,7 +14,7 @@ from fastapi import HTTPException
 from lumid_hooks import PrincipalContext, ResourceRef
 
 import lumid_lumilake_plugin
-from lumid_core import DatabaseError, SettingsError
+from lumid_core import SettingsError
 from lumid_fakes import FakeLumId, FakeOptimizer
 from lumid_lumilake_plugin import LumilakeInstall
 
@@ -101,9 +101,10 @@ async def test_server_shape_enters_on_exit_stack_and_tears_down(
             next(iter(fake_lumid.tokens)), logger
         )
         assert principal is not None
-    # Teardown closed the database: the registrar can no longer write.
-    with pytest.raises(DatabaseError, match="LUMID_ACL_DB_PATH"):
+    # Teardown closed the database: the registrar can no longer write (a 503, issue 16).
+    with pytest.raises(HTTPException) as closed:
         await registrar.register(principal, ResourceRef(kind="job", id="job-2"), logger)
+    assert closed.value.status_code == 503
 
 
 async def test_awaited_shape_opens_and_aclose_closes(
@@ -120,8 +121,9 @@ async def test_awaited_shape_opens_and_aclose_closes(
     alice = PrincipalContext(
         principal_id="alice", org_id="o", external_id="a", principal_type="user", scopes=[]
     )
-    with pytest.raises(DatabaseError):
+    with pytest.raises(HTTPException) as closed:  # a store that is gone: 503 (issue 16)
         await registrar.register(alice, ResourceRef(kind="job", id="job-9"), logger)
+    assert closed.value.status_code == 503
 
 
 async def test_entering_twice_is_refused(lumilake_env: dict[str, str]) -> None:

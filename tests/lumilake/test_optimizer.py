@@ -166,7 +166,7 @@ async def test_catalog_is_auth_gated(
         ("garbage", "not JSON"),
         ("shape", '"types" list'),
         ("drop", "Error"),
-        ("hang", "no reply within"),
+        ("hang", "no complete reply within"),
     ],
 )
 async def test_unusable_catalog_loads_without_the_optimizer_loudly(

@@ -8,7 +8,7 @@ from contextlib import AsyncExitStack
 import lumilake_hook
 import pytest
 
-from lumid_core import DatabaseError
+from lumid_core.errors import StoreError
 from lumid_fakes import FakeLumId, PgCluster
 
 from .test_install import Loader, _drive_every_hook
@@ -48,7 +48,7 @@ async def test_an_unreachable_server_fails_install_naming_the_variable(
     monkeypatch.setenv(
         "LUMID_DATABASE_URL", pg_cluster.url().replace(f":{pg_cluster.port}/", ":1/")
     )
-    with pytest.raises(DatabaseError, match="LUMID_DATABASE_URL") as failed:
+    with pytest.raises(StoreError, match="LUMID_DATABASE_URL") as failed:
         async with AsyncExitStack() as stack:
             await load(stack)
     assert pg_cluster.password not in str(failed.value)

@@ -18,6 +18,7 @@ from lumid_core.outbox import (
     OutboxWorker,
     Outcome,
     Retry,
+    WorkerSettings,
 )
 from lumid_core.pg import PgDatabase, PgOutbox
 
@@ -94,12 +95,10 @@ async def test_the_worker_delivers_on_either_store(backend: Backend) -> None:
         "nomail": [Held("p9", "no email known for p9")],
     }
     w = OutboxWorker(
-        box,  # type: ignore[arg-type]
+        box,
         deliver,
         logger=logging.getLogger("tests"),
-        idle_poll=0.05,
-        base_delay=0.01,
-        max_delay=0.05,
+        settings=WorkerSettings(idle_poll=0.05, base_delay=0.01, max_delay=0.05),
     )
     w.start()
     try:
@@ -129,10 +128,14 @@ async def two_replicas(pg_url: str) -> Any:
 
 
 async def test_claims_never_overlap_and_a_lease_expires(
-    two_replicas: tuple[PgDatabase, PgDatabase],
+    two_replicas: tuple[PgDatabase, PgDatabase], pg_url: str
 ) -> None:
     a, b = (PgOutbox(db, "billing", lease_seconds=1.0) for db in two_replicas)
-    await a.add([NewEntry(f"k{i}", {}) for i in range(100)])
+    writer_db = await PgDatabase.open(pg_url, pool_size=1)
+    writer = PgOutbox(writer_db, "billing")
+    assert await writer.add([NewEntry(f"k{i}", {}) for i in range(100)]) == 100
+    await writer.aclose()  # the writer stops: its rows are anyone's
+    await writer_db.close()
     got_a, got_b = await asyncio.gather(a.due(limit=60), b.due(limit=60))
     keys_a, keys_b = {e.key for e in got_a}, {e.key for e in got_b}
     assert not keys_a & keys_b
@@ -140,19 +143,36 @@ async def test_claims_never_overlap_and_a_lease_expires(
     # Replica a "dies" without marking (its pool goes): its rows come back once the
     # lease ends. (A real SIGKILL: tests/flowmesh/test_postgres_replicas.py.)
     await two_replicas[0].close()
-    for key in keys_b:
-        await b.mark(key, Delivered())
+    await b.mark_many([(key, Delivered(), 0.0) for key in keys_b])
     assert await b.due(limit=200) == []
     await asyncio.sleep(1.3)
     again = {e.key for e in await b.due(limit=200)}
     assert again == keys_a
-    assert await b.count_pending() == len(keys_a)
-    assert b.pending_count() == len(keys_a)
+    assert await b.pending_count() == len(keys_a)
     for key in again:
         await b.mark(key, Delivered())
-    assert await b.count_pending() == 0
-    assert await b.earliest_due() is None
+    assert await b.pending_count() == 0
+    assert await b.next_due_at() is None
     assert (await b.stats()).delivered == 100
+
+
+async def test_rows_added_by_a_replica_are_its_own_until_it_dies(
+    two_replicas: tuple[PgDatabase, PgDatabase],
+) -> None:
+    """A row the sink hands straight to its own worker (no `due()`) is leased to the
+    replica that wrote it: no other replica claims it while that one lives."""
+    a, b = (PgOutbox(db, "billing", lease_seconds=1.0) for db in two_replicas)
+    assert await a.add([NewEntry(f"k{i}", {}) for i in range(5)]) == 5
+    assert await a.add([NewEntry("k0", {}), NewEntry("h", {}, hold_on="p")]) == 1
+    assert await b.due(limit=10) == []  # a owns them
+    await asyncio.sleep(1.5)  # past one lease: a renews what it added
+    assert await b.due(limit=10) == []
+    # a may still claim its own rows (e.g. ones its worker's queue had no room for).
+    assert sorted(e.key for e in await a.due(limit=10)) == [f"k{i}" for i in range(5)]
+    await two_replicas[0].close()  # a dies without marking: its leases end
+    await asyncio.sleep(1.3)
+    assert sorted(e.key for e in await b.due(limit=10)) == [f"k{i}" for i in range(5)]
+    await b.aclose()
 
 
 async def test_a_live_replica_renews_its_leases_and_hands_them_back_on_close(

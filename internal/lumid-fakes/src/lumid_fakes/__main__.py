@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 
 from .aio import STATS_PATH, AsyncioFakeServer
+from .hostile import DELIVERIES
 from .lumid import FakeLumId
 from .runmesh import FakeRunmesh
 from .server import FakeServer, Recorded, Reply
@@ -44,7 +45,18 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="lumid: accept any token 'user:<sub>[:...]' as an active user",
     )
+    p.add_argument(
+        "--dynamic-emails",
+        action="store_true",
+        help="lumid: dynamic tokens' replies carry the email '<sub>@dynamic.test'",
+    )
     p.add_argument("--mode", default="ok", help="the fake's failure mode (see its docstring)")
+    p.add_argument(
+        "--delivery",
+        choices=DELIVERIES,
+        default="normal",
+        help="threaded server: how replies are sent (lumid_fakes.hostile)",
+    )
     p.add_argument("--secret", default=None, help="runmesh: the X-Bridge-Secret it accepts")
     p.add_argument(
         "--user", action="append", default=[], help="runmesh: a known user email (repeatable)"
@@ -58,6 +70,7 @@ def build_fake(args: argparse.Namespace) -> FakeServer:
     if args.fake == "lumid":
         lumid = FakeLumId(args.host, 0 if args.server == "asyncio" else args.port)
         lumid.dynamic_tokens = bool(args.dynamic_tokens)
+        lumid.dynamic_emails = bool(args.dynamic_emails)
         lumid.mode = args.mode
         fake = lumid
     else:
@@ -66,6 +79,7 @@ def build_fake(args: argparse.Namespace) -> FakeServer:
         for email in args.user:
             runmesh.add_user(email, "1000000")
         fake = runmesh
+    fake.delivery = args.delivery
     return fake
 
 
@@ -127,6 +141,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if not str(args.host).startswith("127."):
         _parser().error("--host must be a loopback address (127.x)")
+    if args.delivery != "normal" and args.server != "threaded":
+        _parser().error("--delivery needs --server threaded")
     fake = build_fake(args)
     if args.server == "asyncio":
         asyncio.run(_serve_asyncio(fake, args))

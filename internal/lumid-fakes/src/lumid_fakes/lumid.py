@@ -21,7 +21,9 @@ class FakeLumId(FakeServer):
 
     `mode` switches failure behaviour: "ok", "status" (reply `status_code`),
     "garbage" (non-JSON 200), "shape" (JSON of the wrong shape), "hang"
-    (block until released), "drop" (close the connection without a reply).
+    (block until released), "drop" (close the connection without a reply), "raw"
+    (200 with the bytes in `raw_body`, e.g. JSON nested 200,000 deep). How a reply
+    is sent (dripping, huge) is the server's `delivery` (`lumid_fakes.hostile`).
     """
 
     name = "lum.id"
@@ -32,7 +34,9 @@ class FakeLumId(FakeServer):
         self.mode = "ok"
         self.status_code = 500
         self.delay = 0.0
+        self.raw_body = b""
         self.dynamic_tokens = False  # accept any token "user:<sub>" (benchmarks)
+        self.dynamic_emails = False  # ... and report "<sub>@dynamic.test" as its email
 
     def add_token(
         self,
@@ -88,9 +92,13 @@ class FakeLumId(FakeServer):
             return Reply(200, raw=b"<html>gateway</html>", headers={"Content-Type": "text/html"})
         if self.mode == "shape":
             return Reply(200, ["active", True])
+        if self.mode == "raw":
+            return Reply(200, raw=self.raw_body)
         token = request.form().get("token", "")
         reply = self.tokens.get(token)
         if reply is None and self.dynamic_tokens and token.startswith("user:"):
             sub = token.removeprefix("user:").split(":", 1)[0]
             reply = {"active": True, "sub": sub, "role": "user", "scopes": ["flowmesh:read"]}
+            if self.dynamic_emails:
+                reply["email"] = f"{sub}@dynamic.test"
         return Reply(200, reply or {"active": False, "reason": "unknown token"})

@@ -1,7 +1,8 @@
 """A small threaded HTTP/1.1 server on 127.0.0.1 that the emulators build on.
 
 Stdlib only, keep-alive, one thread per connection. Every emulator records the
-requests it saw so tests can assert on them.
+requests it saw so tests can assert on them, and can deliver its replies in hostile
+ways (`delivery`: see `lumid_fakes.hostile`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar, Self
 from urllib.parse import parse_qs
+
+from .hostile import deliver
 
 __all__ = ["FakeServer", "Recorded", "Reply"]
 
@@ -38,6 +41,8 @@ class Reply:
     body: Any = None
     raw: bytes | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    delivery: str | None = None
+    """How to send it (`lumid_fakes.hostile`); None: the fake's `delivery`."""
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -65,6 +70,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.close()
             return
         payload = reply.raw if reply.raw is not None else json.dumps(reply.body).encode()
+        delivery = reply.delivery or fake.delivery_paths.get(req.path, fake.delivery)
+        if delivery != "normal":
+            self._deliver(reply, payload, delivery)
+            return
         self.send_response(reply.status)
         self.send_header("Content-Type", reply.headers.get("Content-Type", "application/json"))
         for k, v in reply.headers.items():
@@ -73,6 +82,23 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)
+
+    def _deliver(self, reply: Reply, payload: bytes, delivery: str) -> None:
+        fake = self.server.fake
+        self.close_connection = True
+        lines = [f"HTTP/1.1 {reply.status} {self.responses.get(reply.status, ('',))[0]}"]
+        lines.append("Content-Type: " + reply.headers.get("Content-Type", "application/json"))
+        lines += [f"{k}: {v}" for k, v in reply.headers.items() if k != "Content-Type"]
+        head = ("\r\n".join(lines) + "\r\n").encode("latin-1")
+        deliver(
+            self.wfile,
+            delivery,
+            head,
+            payload,
+            stop=fake.released,
+            drip_seconds=fake.drip_seconds,
+            huge_bytes=fake.huge_bytes,
+        )
 
     do_GET = _handle
     do_POST = _handle
@@ -97,6 +123,10 @@ class FakeServer:
         self._httpd.fake = self
         self._thread: threading.Thread | None = None
         self.released = threading.Event()  # set to free handlers that hang
+        self.delivery = "normal"  # how replies are sent: lumid_fakes.hostile
+        self.delivery_paths: dict[str, str] = {}  # per-path override of `delivery`
+        self.drip_seconds = 1.5
+        self.huge_bytes = 300 * 2**20
 
     @property
     def port(self) -> int:

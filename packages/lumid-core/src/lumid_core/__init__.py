@@ -15,6 +15,7 @@ __version__: str
 source); read on first use, as importing importlib.metadata slows every `lumid` start."""
 
 _EXPORTS: dict[str, str] = {
+    "ConfigError": "errors",
     "CoreRuntime": "runtime",
     "Database": "db",
     "DatabaseError": "db",
@@ -22,22 +23,27 @@ _EXPORTS: dict[str, str] = {
     "GrantStore": "store",
     "Level": "store",
     "LumIdIdentityProvider": "identity",
+    "LumidError": "errors",
     "LumidSettings": "settings",
     "MemoryPrincipalDirectory": "directory",
     "PermissionEngine": "permissions",
     "Policy": "permissions",
     "PrincipalDirectory": "directory",
+    "Problem": "errors",
     "ReconcileResult": "store",
     "Registrar": "registrar",
     "SettingsError": "settings",
     "SqliteGrantStore": "store",
     "SqlitePrincipalDirectory": "directory",
+    "StoreError": "errors",
+    "UpstreamError": "errors",
     "load_settings": "settings",
     "make_http_client": "identity",
     "open_runtime": "runtime",
 }
 
 __all__ = [
+    "ConfigError",
     "CoreRuntime",
     "Database",
     "DatabaseError",
@@ -45,16 +51,20 @@ __all__ = [
     "GrantStore",
     "Level",
     "LumIdIdentityProvider",
+    "LumidError",
     "LumidSettings",
     "MemoryPrincipalDirectory",
     "PermissionEngine",
     "Policy",
     "PrincipalDirectory",
+    "Problem",
     "ReconcileResult",
     "Registrar",
     "SettingsError",
     "SqliteGrantStore",
     "SqlitePrincipalDirectory",
+    "StoreError",
+    "UpstreamError",
     "__version__",
     "load_settings",
     "make_http_client",
@@ -64,6 +74,7 @@ __all__ = [
 if TYPE_CHECKING:
     from .db import Database, DatabaseError
     from .directory import MemoryPrincipalDirectory, PrincipalDirectory, SqlitePrincipalDirectory
+    from .errors import ConfigError, LumidError, Problem, StoreError, UpstreamError
     from .identity import LumIdIdentityProvider, make_http_client
     from .permissions import PermissionEngine, Policy
     from .registrar import Registrar

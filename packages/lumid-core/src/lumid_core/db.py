@@ -12,7 +12,11 @@ Three connections, each used for what it is fastest at:
 - a *bulk reader* (aiosqlite, its own thread) for queries that return many rows.
 
 WAL mode and a busy timeout keep other processes (the `lumid` CLI) safe to use the
-same file while a server runs.
+same file while a server runs. A group commit is one hop to the writer's thread
+(`dbthread.apply_batch` runs the whole transaction there); when SQLite already rolled back
+(a full disk) the original error is reported, not the failed ROLLBACK. A server
+opens with `watch=True`: it records (`dbfile`) the identity of the file it opened for `lumid
+doctor` and logs an ERROR when the path stops naming that file (deleted, replaced).
 """
 
 from __future__ import annotations
@@ -23,13 +27,16 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any, Final
 
 import aiosqlite
 
 from . import legacy
+from .dbfile import file_identity, write_server_record
+from .dbthread import Params, apply_batch, first_column, rollback
+from .errors import StoreError
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -44,8 +51,12 @@ log = logging.getLogger("lumid_core.db")
 DB_ENV_VAR: Final = "LUMID_ACL_DB_PATH"
 BUSY_TIMEOUT_MS: Final = 5000
 POINT_BUSY_TIMEOUT_MS: Final = 1000
+OPEN_BUSY_TIMEOUT_MS: Final = 30_000
+"""How long a server's open (and migration, `wait_for_lock=True`) waits for another
+process's write lock; the CLI's opens wait `BUSY_TIMEOUT_MS` like any write."""
+IDENTITY_CHECK_SECONDS: Final = 5.0
+"""How often a watched database checks that its file is still the one at its path."""
 
-Params = Sequence[Any]
 
 # Each entry migrates the schema from version i to i + 1. Append, never edit.
 MIGRATIONS: Final[tuple[str, ...]] = (
@@ -96,8 +107,10 @@ MIGRATIONS: Final[tuple[str, ...]] = (
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
 
-class DatabaseError(RuntimeError):
+class DatabaseError(StoreError):
     """The database cannot be opened or used; the message names LUMID_ACL_DB_PATH."""
+
+    variable = DB_ENV_VAR
 
 
 def _configure(conn: sqlite3.Connection, busy_ms: int) -> None:
@@ -105,7 +118,9 @@ def _configure(conn: sqlite3.Connection, busy_ms: int) -> None:
     conn.execute("PRAGMA foreign_keys = ON")
 
 
-def _prepare_file(path: Path, env_var: str) -> legacy.Migrated | None:
+def _prepare_file(
+    path: Path, env_var: str, busy_ms: int = BUSY_TIMEOUT_MS
+) -> legacy.Migrated | None:
     """Create the parent folder, check the file is a writable SQLite db, migrate it.
 
     Returns what was imported from a lumid-plugins 0.2.x table (`lumid_core.legacy`),
@@ -119,11 +134,11 @@ def _prepare_file(path: Path, env_var: str) -> legacy.Migrated | None:
             f"{env_var}={str(path)!r}: cannot create its folder ({exc.strerror or exc})"
         ) from None
     try:
-        conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+        conn = sqlite3.connect(path, isolation_level=None, timeout=busy_ms / 1000)
     except sqlite3.Error as exc:
         raise DatabaseError(f"{env_var}={str(path)!r}: cannot open the database ({exc})") from None
     try:
-        _configure(conn, BUSY_TIMEOUT_MS)
+        _configure(conn, busy_ms)
         conn.execute("BEGIN IMMEDIATE")
         try:
             version = int(conn.execute("PRAGMA user_version").fetchone()[0])
@@ -167,6 +182,12 @@ def _prepare_file(path: Path, env_var: str) -> legacy.Migrated | None:
         reason = str(exc)
         if "not a database" in reason:
             reason = "the file exists but is not a SQLite database"
+        elif "locked" in reason or "busy" in reason:
+            reason = (
+                f"another process held the database's write lock for more than "
+                f"{busy_ms / 1000:g} s ({exc}; a stopped `lumid acl import`?): "
+                "resume or end it, then start again"
+            )
         elif "readonly" in reason or "unable to open" in reason:
             reason = f"the database is not writable ({exc})"
         raise DatabaseError(f"{env_var}={str(path)!r}: {reason}") from None
@@ -186,7 +207,7 @@ def schema_version(path: Path) -> int:
 class _Write:
     __slots__ = ("future", "params", "sql")
 
-    def __init__(self, sql: str, params: Params, future: asyncio.Future[None]) -> None:
+    def __init__(self, sql: str, params: Params, future: asyncio.Future[int]) -> None:
         self.sql = sql
         self.params = params
         self.future = future
@@ -201,8 +222,11 @@ class Database:
         writer: aiosqlite.Connection,
         bulk: aiosqlite.Connection,
         point: sqlite3.Connection,
+        *,
+        env_var: str = DB_ENV_VAR,
     ) -> None:
         self.path = path
+        self.env_var = env_var
         self.opened_at = time.time()
         self._writer = writer
         self._bulk = bulk
@@ -213,18 +237,33 @@ class Database:
         self._closed = False
         self.legacy_migration: legacy.Migrated | None = None
         """What this open imported from a lumid-plugins 0.2.x table, if anything."""
+        self.identity = file_identity(path)
+        """(device, inode) of the file opened; `check_file` compares the path with it."""
+        self.file_problem: str | None = None
+        """Set (and logged as an ERROR) once the file at `path` is not the one opened."""
+        self._next_check = 0.0
+        self._watcher: asyncio.Task[None] | None = None
+        self._record: Path | None = None
 
     def __repr__(self) -> str:
         return f"Database({str(self.path)!r})"
 
     @classmethod
-    async def open(cls, path: Path | str, *, env_var: str = DB_ENV_VAR) -> Database:
+    async def open(
+        cls, path: Path | str, *, env_var: str = DB_ENV_VAR, watch: bool = False
+    ) -> Database:
         """Open (creating and migrating as needed) the database at `path`.
 
-        Raises `DatabaseError` naming `env_var` when the path is not usable.
+        Raises `DatabaseError` naming `env_var` when the path is not usable, or when
+        another process holds the write lock for more than the busy timeout.
+        `watch=True` (a server): wait up to `OPEN_BUSY_TIMEOUT_MS` for another
+        process's write lock (a start must not fail because a CLI holds it for a few
+        seconds), record the opened file's identity for `lumid doctor` and check every
+        `IDENTITY_CHECK_SECONDS` that the path still names it.
         """
         path = Path(path).expanduser()
-        imported = await asyncio.to_thread(_prepare_file, path, env_var)
+        busy_ms = OPEN_BUSY_TIMEOUT_MS if watch else BUSY_TIMEOUT_MS
+        imported = await asyncio.to_thread(_prepare_file, path, env_var, busy_ms)
         try:
             writer = await aiosqlite.connect(path, isolation_level=None)
             bulk = await aiosqlite.connect(path, isolation_level=None)
@@ -237,8 +276,11 @@ class Database:
         await writer.execute("PRAGMA temp_store = FILE")
         await bulk.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         _configure(point, POINT_BUSY_TIMEOUT_MS)
-        db = cls(path, writer, bulk, point)
+        db = cls(path, writer, bulk, point, env_var=env_var)
         db.legacy_migration = imported
+        if watch:
+            db._record = db._write_record()
+            db._watcher = asyncio.create_task(db._watch(), name=f"lumid-db-watch:{path.name}")
         return db
 
     async def close(self) -> None:
@@ -247,9 +289,49 @@ class Database:
         if self._flusher is not None:
             await asyncio.shield(self._flusher)
         self._closed = True
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+        if self._record is not None:
+            with contextlib.suppress(OSError):
+                self._record.unlink()
         self._point.close()
         await self._bulk.close()
         await self._writer.close()
+
+    # -- the file under the path --------------------------------------------------
+
+    def check_file(self) -> str | None:
+        """Whether the path still names the file this database opened.
+
+        Returns (and logs once as an ERROR naming the variable) what is wrong: the
+        file was deleted or replaced under the running process, whose reads and
+        writes then go to a file no other process (the `lumid` CLI) sees.
+        """
+        if self.file_problem is not None or self.identity is None:
+            return self.file_problem
+        now = file_identity(self.path)
+        if now == self.identity:
+            return None
+        what = "deleted" if now is None else "replaced by another file"
+        self.file_problem = (
+            f"{self.env_var}={str(self.path)!r}: the database file was {what} while this "
+            "process has it open: it keeps using the old file, which `lumid` commands "
+            "and other servers no longer see; restore the file or restart this server"
+        )
+        log.error("%s", self.file_problem)
+        return self.file_problem
+
+    def _write_record(self) -> Path | None:
+        if self.identity is None:
+            return None
+        return write_server_record(self.path, self.identity, self.opened_at, self.env_var)
+
+    async def _watch(self) -> None:
+        while self.file_problem is None:
+            await asyncio.sleep(IDENTITY_CHECK_SECONDS)
+            self.check_file()
 
     # -- reads --------------------------------------------------------------------
 
@@ -269,21 +351,21 @@ class Database:
         return [tuple(row) for row in rows]
 
     async def read_column(self, sql: str, params: Params = ()) -> list[Any]:
-        """First column of every row, fetched on the bulk reader's thread."""
-        cursor = await self._bulk.execute(sql, params)
-        try:
-            rows = await cursor.fetchall()
-        finally:
-            await cursor.close()
-        return [row[0] for row in rows]
+        """First column of every row, fetched on the bulk reader's thread (one hop)."""
+        conn = self._bulk._conn
+        column: list[Any] = await self._bulk._execute(first_column, conn, sql, params)  # type: ignore[no-untyped-call]
+        return column
 
     # -- writes -------------------------------------------------------------------
 
-    def write(self, sql: str, params: Params = ()) -> Awaitable[None]:
-        """Queue one statement for the next group commit; await it to know it is durable."""
+    def write(self, sql: str, params: Params = ()) -> Awaitable[int]:
+        """Queue one statement for the next group commit; await it to know it is durable.
+
+        The result is the statement's row count.
+        """
         if self._closed:
-            raise DatabaseError(f"{DB_ENV_VAR}={str(self.path)!r}: database is closed")
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            raise DatabaseError(f"{self.env_var}={str(self.path)!r}: database is closed")
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._pending.append(_Write(sql, params, future))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush_loop())
@@ -298,47 +380,32 @@ class Database:
                 await self._apply(batch)
 
     async def _apply(self, batch: list[_Write]) -> None:
+        """One transaction for the whole batch, in one hop to the writer's thread."""
+        now = time.monotonic()
+        if now >= self._next_check:
+            self._next_check = now + 1.0
+            self.check_file()
+        stmts = [(w.sql, w.params) for w in batch]
         try:
-            try:
-                await self._begin()
-            except Exception as exc:
-                # No statement is at fault (e.g. locked past the busy timeout): fail the
-                # batch once; one by one it would wait the busy timeout once per write.
-                for item in batch:
-                    _fail(item.future, exc)
-                return
-            try:
-                start = 0
-                while start < len(batch):
-                    end = start + 1
-                    while end < len(batch) and batch[end].sql == batch[start].sql:
-                        end += 1
-                    if end - start == 1:
-                        await self._writer.execute(batch[start].sql, batch[start].params)
-                    else:
-                        await self._writer.executemany(
-                            batch[start].sql, [w.params for w in batch[start:end]]
-                        )
-                    start = end
-                await self._writer.execute("COMMIT")
-            except BaseException:
-                await self._writer.execute("ROLLBACK")
+            results = await self._on_writer(apply_batch, stmts)
+        except BaseException as exc:  # cancellation, a closed connection: nobody landed
+            for item in batch:
+                self._fail(item.future, exc)
+            if not isinstance(exc, Exception):
                 raise
-        except Exception as exc:
-            if len(batch) == 1:
-                _fail(batch[0].future, exc)
-                return
-            # One bad statement must not fail its neighbours: apply them one by one.
-            for item in batch:
-                await self._apply([item])
             return
-        except BaseException as exc:  # cancellation: nobody may think it landed
-            for item in batch:
-                _fail(item.future, exc)
-            raise
-        for item in batch:
-            if not item.future.done():
-                item.future.set_result(None)
+        for item, result in zip(batch, results, strict=True):
+            if isinstance(result, BaseException):
+                self._fail(item.future, result)
+            elif not item.future.done():
+                item.future.set_result(int(result))
+
+    def _fail(self, future: asyncio.Future[int], exc: BaseException) -> None:
+        if not future.done():
+            if isinstance(exc, sqlite3.Error):
+                future.set_exception(DatabaseError(f"{self.env_var}: write failed ({exc})"))
+            else:
+                future.set_exception(exc)
 
     async def _begin(self) -> None:
         """BEGIN IMMEDIATE on the writer; never leaves a transaction open when it raises.
@@ -351,19 +418,37 @@ class Database:
             await self._writer.execute("BEGIN IMMEDIATE")
         except BaseException:
             with contextlib.suppress(Exception):
-                await self._writer.execute("ROLLBACK")
+                await self._rollback()
             raise
+
+    async def _on_writer[T](self, fn: Callable[..., T], *args: Any) -> T:
+        """Run `fn(sqlite3_connection, *args)` on the writer's thread: one hop, however
+        many statements `fn` runs (aiosqlite's queue; its connection is only ever
+        used from that thread)."""
+        conn = self._writer._conn
+        result: T = await self._writer._execute(fn, conn, *args)  # type: ignore[no-untyped-call]
+        return result
+
+    async def _rollback(self) -> None:
+        """ROLLBACK on the writer's thread if a transaction is open; never raises
+        sqlite's error (the caller's original error is the one to report)."""
+        await self._on_writer(rollback)
 
     async def transaction[T](self, work: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
         """Run `work` in one IMMEDIATE transaction on the writer: all or nothing."""
         async with self._write_lock:
+            self.check_file()
             await self._begin()
             try:
                 result = await work(self._writer)
             except BaseException:
-                await self._writer.execute("ROLLBACK")
+                await self._rollback()
                 raise
-            await self._writer.execute("COMMIT")
+            try:
+                await self._writer.execute("COMMIT")
+            except BaseException:
+                await self._rollback()
+                raise
             return result
 
     async def executemany_streamed(
@@ -384,7 +469,8 @@ class Database:
         return total
 
 
-def _fail(future: asyncio.Future[None], exc: BaseException) -> None:
+def _fail(future: asyncio.Future[Any], exc: BaseException) -> None:
+    """Fail `future` with `exc` (a sqlite3 error as a `DatabaseError`) unless done."""
     if not future.done():
         if isinstance(exc, sqlite3.Error):
             future.set_exception(DatabaseError(f"{DB_ENV_VAR}: write failed ({exc})"))
@@ -493,7 +579,7 @@ class ReadOnlyDatabase(Database):
         tables: frozenset[str],
         env_var: str,
     ) -> None:
-        super().__init__(path, bulk, bulk, point)
+        super().__init__(path, bulk, bulk, point, env_var=env_var)
         self.schema_version = schema_version
         self.tables = tables
         self._env_var = env_var
@@ -533,7 +619,7 @@ class ReadOnlyDatabase(Database):
     def _refuse(self) -> DatabaseError:
         return DatabaseError(f"{self._env_var}={str(self.path)!r}: opened read-only")
 
-    def write(self, sql: str, params: Params = ()) -> Awaitable[None]:
+    def write(self, sql: str, params: Params = ()) -> Awaitable[int]:
         raise self._refuse()
 
     async def transaction[T](self, work: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:

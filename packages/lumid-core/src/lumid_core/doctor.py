@@ -11,8 +11,10 @@ fault instead.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
+import socket
 import sqlite3
 import time
 from collections.abc import Mapping, Sequence
@@ -28,8 +30,10 @@ from lumid_hooks import PrincipalContext
 
 from . import legacy
 from .db import SCHEMA_VERSION, Database, DatabaseError, ReadOnlyDatabase
+from .dbfile import file_identity, servers_dir
+from .errors import LumidError
 from .hosts import DOCTOR_GROUP, KNOWN_HOSTS, installed_hosts
-from .identity import IntrospectionError, parse_introspection
+from .introspection import Failure, IntrospectionError, introspect
 from .permissions import Policy
 from .settings import LumidSettings
 
@@ -46,6 +50,7 @@ __all__ = [
     "Introspection",
     "Status",
     "check_database",
+    "check_database_identity",
     "check_lumid",
     "check_plugins_listed",
     "check_upgrade",
@@ -149,31 +154,42 @@ class DoctorContext:
     """True when lum.id answered the dummy introspection correctly."""
 
     async def introspect(self, token: str) -> Introspection:
-        """Ask lum.id about `token` with the core's parser; never raises, never logs it."""
-        url = self.settings.introspect_url
-        timeout = self.settings.lumid_introspect_timeout_seconds
+        """Ask lum.id about `token` as the identity provider does; never raises, never logs it."""
+        settings = self.settings
         try:
-            response = await self.http.post(url, data={"token": token})
-        except httpx.TimeoutException:
-            return Introspection(
-                error=f"no reply within {timeout:g}s (LUMID_INTROSPECT_TIMEOUT_SECONDS)"
+            verdict = await introspect(
+                self.http,
+                settings.introspect_url,
+                token,
+                org_id=settings.lumid_org_id,
+                deadline=settings.lumid_introspect_timeout_seconds,
+                max_bytes=settings.lumid_max_reply_bytes,
             )
-        except httpx.HTTPError as exc:
-            return Introspection(error=f"cannot reach it ({type(exc).__name__}: {exc})")
-        if response.status_code != 200:
-            return Introspection(error=f"answered HTTP {response.status_code}, expected 200")
-        try:
-            body = response.json()
-        except ValueError:
-            return Introspection(error="answered 200 with a body that is not JSON")
-        try:
-            verdict = parse_introspection(body, self.settings.lumid_org_id)
         except IntrospectionError as exc:
-            return Introspection(error=f"answered 200 with an unexpected shape ({exc})")
-        if verdict is None:
-            reason = body.get("reason") if isinstance(body, dict) else None
-            return Introspection(inactive_reason=str(reason) if reason else "inactive")
-        return Introspection(principal=verdict[0])
+            return Introspection(error=_phrase(exc, settings))
+        except Exception as exc:  # the doctor reports, it never tracebacks
+            return Introspection(error=f"failed unexpectedly ({type(exc).__name__})")
+        if verdict.principal is None:
+            return Introspection(inactive_reason=verdict.reason)
+        return Introspection(principal=verdict.principal)
+
+
+def _phrase(exc: IntrospectionError, settings: LumidSettings) -> str:
+    """The doctor's wording of an introspection failure."""
+    match exc.failure:
+        case Failure.TIMEOUT:
+            timeout = settings.lumid_introspect_timeout_seconds
+            return f"no reply within {timeout:g}s (LUMID_INTROSPECT_TIMEOUT_SECONDS)"
+        case Failure.UNREACHABLE:
+            return f"cannot reach it ({exc})"
+        case Failure.STATUS:
+            return f"answered {exc}, expected 200"
+        case Failure.TOO_LARGE:
+            return f"sent a reply too large to read: {exc} (LUMID_MAX_REPLY_BYTES)"
+        case Failure.NOT_JSON:
+            return f"answered 200 with a body that is not JSON ({exc})"
+        case Failure.SHAPE:
+            return f"answered 200 with an unexpected shape ({exc})"
 
 
 @runtime_checkable
@@ -200,7 +216,7 @@ class HostDoctor(Protocol):
         ...
 
 
-class HostNotInstalledError(LookupError):
+class HostNotInstalledError(LumidError, LookupError):
     """No plugin for the host is installed; the message names the wheel to install."""
 
 
@@ -267,11 +283,19 @@ async def check_database(
     """
     path = path.expanduser()
     if not path.exists():
+        if (gone := check_database_identity(path, env_var=env_var)) is not None:
+            return gone, None  # deleted under a running server: not "not there yet"
         return _creatable(path, env_var), None
     try:
         db = await ReadOnlyDatabase.open_read_only(path, env_var=env_var, legacy_ok=True)
     except DatabaseError as exc:
+        if (replaced := check_database_identity(path, env_var=env_var)) is not None:
+            # e.g. "disk I/O error": the new file beside the old file's -wal / -shm
+            detail = f"{replaced.detail}; opening it here fails too ({exc})"
+            return Check("database", Status.FAIL, detail, env_var), None
         return Check("database", Status.FAIL, str(exc), env_var), None
+    if (replaced := check_database_identity(path, env_var=env_var)) is not None:
+        return replaced, db
     if not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK | os.X_OK)):
         detail = f"{env_var}={str(path)!r}: readable but not writable (the server writes it)"
         return Check("database", Status.FAIL, detail, env_var), db
@@ -283,6 +307,63 @@ async def check_database(
     else:
         detail = f"{path}: writable, schema v{SCHEMA_VERSION} (current)"
     return Check("database", Status.OK, detail, env_var), db
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def check_database_identity(path: Path, *, env_var: str = "LUMID_ACL_DB_PATH") -> Check | None:
+    """FAIL (or WARN) when a running server opened a file that `path` no longer names.
+
+    Every server records the (device, inode) of the file it opened in
+    `<db>.servers/<host>-<pid>.json` and removes the record when it stops. A record
+    of a live process on this host whose identity differs from the file at `path`
+    now means that server serves from a deleted or replaced file: FAIL. A record
+    from another host cannot be checked for liveness: WARN. Records of dead
+    processes on this host are stale (a crash) and ignored. None when all is well.
+    """
+    folder = servers_dir(path)
+    try:
+        records = sorted(folder.glob("*.json"))
+    except OSError:
+        return None
+    now = file_identity(path)
+    here = socket.gethostname()
+    problems: list[tuple[Status, str]] = []
+    for record in records:
+        try:
+            doc = json.loads(record.read_text(encoding="utf-8"))
+            pid, host = int(doc["pid"]), str(doc["host"])
+            opened = (int(doc["dev"]), int(doc["ino"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if opened == now:
+            continue
+        if host == here and not _alive(pid):
+            continue  # a server that crashed without removing its record
+        status = Status.FAIL if host == here else Status.WARN
+        problems.append(
+            (
+                status,
+                f"server pid {pid} on {host!r} opened a database file that {env_var}="
+                f"{str(path)!r} no longer names (deleted or replaced since it started): it "
+                "still grants and bills from the old file, which `lumid` commands do not "
+                "see; restore the file or restart that server",
+            )
+        )
+    if not problems:
+        return None
+    worst = Status.FAIL if any(s is Status.FAIL for s, _ in problems) else Status.WARN
+    return Check("database", worst, "; ".join(d for _, d in problems), env_var)
 
 
 async def check_lumid(ctx: DoctorContext) -> Check:

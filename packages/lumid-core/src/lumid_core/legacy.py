@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
 
+from .errors import LumidError
+
 __all__ = [
     "ARCHIVE_TABLE",
     "LEGACY_TABLE",
@@ -63,7 +65,7 @@ _UPSERT: Final = (
 )
 
 
-class LegacyDataError(ValueError):
+class LegacyDataError(LumidError, ValueError):
     """A 0.2.x row (or the table itself) cannot be migrated; nothing was changed."""
 
 

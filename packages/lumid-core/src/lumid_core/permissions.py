@@ -30,9 +30,9 @@ from typing import Final
 from fastapi import HTTPException
 from lumid_hooks import PrincipalContext, ResourceRef
 
-from .db import DatabaseError
 from .limits import MAX_ID_BYTES
 from .store import GrantStore, Level
+from .unavailable import guarded
 
 __all__ = ["DEFAULT_ACTION_LEVELS", "PermissionEngine", "Policy"]
 
@@ -163,10 +163,9 @@ class PermissionEngine:
         needed = self._levels[action]
         if needed is None:
             raise _deny(kind, rid, action, "admin only")
-        try:
-            held = await self._store.level(self._owner.get(kind, kind), rid, principal.principal_id)
-        except DatabaseError as exc:  # fail closed, without a traceback into the host
-            raise self._unavailable(logger, exc) from None
+        held = await guarded(
+            self._store.level(self._owner.get(kind, kind), rid, principal.principal_id), "require"
+        )
         if held is None or held < needed:
             logger.debug(
                 "%s: %s may not %s %s %s", self.name, principal.principal_id, action, kind, rid
@@ -192,17 +191,10 @@ class PermissionEngine:
         needed = self._levels[action]
         if needed is None:
             return frozenset()
-        try:
-            return await self._store.ids(
-                self._owner.get(kind, kind), principal.principal_id, needed
-            )
-        except DatabaseError as exc:  # fail closed, without a traceback into the host
-            raise self._unavailable(logger, exc) from None
-
-    def _unavailable(self, logger: logging.Logger, exc: DatabaseError) -> HTTPException:
-        """503 for a store that cannot answer (e.g. the shared PostgreSQL is down)."""
-        logger.warning("%s: grant store unavailable: %s", self.name, exc)
-        return HTTPException(status_code=503, detail="authorization store unavailable")
+        return await guarded(
+            self._store.ids(self._owner.get(kind, kind), principal.principal_id, needed),
+            "accessible_ids",
+        )
 
 
 _SHORT_ID_CHARS: Final = MAX_ID_BYTES // 4

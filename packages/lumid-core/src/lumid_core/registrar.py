@@ -1,4 +1,8 @@
-"""The registrar: resource lifecycle events -> grants."""
+"""The registrar: resource lifecycle events -> grants.
+
+A store that cannot be reached makes `register` / `deregister` raise
+`HTTPException(503)` with `Retry-After` (`lumid_core.unavailable`).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from lumid_hooks import PrincipalContext, ResourceRef
 from .limits import MAX_ID_BYTES
 from .permissions import id_too_long
 from .store import GrantStore, Level
+from .unavailable import guarded
 
 __all__ = ["Registrar"]
 
@@ -42,7 +47,10 @@ class Registrar:
                 status_code=422,
                 detail=f"{resource.kind} id longer than {MAX_ID_BYTES} bytes: not registered",
             )
-        await self._store.grant(resource.kind, resource.id, principal.principal_id, Level.WRITE)
+        await guarded(
+            self._store.grant(resource.kind, resource.id, principal.principal_id, Level.WRITE),
+            "register",
+        )
 
     async def deregister(
         self, principal: PrincipalContext, resource: ResourceRef, logger: logging.Logger
@@ -50,7 +58,9 @@ class Registrar:
         if resource.id is None:
             logger.info("%s: deregister of a %s without id ignored", self.name, resource.kind)
             return
-        removed = await self._store.delete_resource(resource.kind, resource.id)
+        removed = await guarded(
+            self._store.delete_resource(resource.kind, resource.id), "deregister"
+        )
         logger.debug(
             "%s: %s %s gone, %d grants dropped", self.name, resource.kind, resource.id, removed
         )

@@ -3,7 +3,8 @@
 `open_runtime` validates nothing by itself (settings arrive validated), opens the
 store (SQLite at LUMID_ACL_DB_PATH, or the shared PostgreSQL store when
 LUMID_DATABASE_URL is set), the pooled HTTP client and the identity provider, and
-closes them in reverse order. Plugins build their policy, hooks and bindings on top.
+closes them in reverse order (the principal emails still queued are written before
+the store closes). Plugins build their policy, hooks and bindings on top.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from typing import TYPE_CHECKING
 import httpx
 
 from .db import Database
-from .directory import PrincipalDirectory, SqlitePrincipalDirectory
-from .identity import LumIdIdentityProvider, make_http_client
+from .directory import PrincipalDirectory, SqlitePrincipalDirectory, WriteBehindDirectory
+from .http import make_http_client
+from .identity import LumIdIdentityProvider
 from .outbox import Outbox
 from .registrar import Registrar
 from .settings import LumidSettings
@@ -37,7 +39,8 @@ class CoreRuntime:
     db: Database | PgDatabase
     """The open backend; `db.path` is the SQLite file or the redacted PostgreSQL URL."""
     store: GrantStore
-    directory: PrincipalDirectory
+    directory: WriteBehindDirectory
+    """Principal emails: recorded behind the request, read back queue-first."""
     parents: ParentLinks
     http: httpx.AsyncClient
     identity: LumIdIdentityProvider
@@ -62,7 +65,7 @@ async def _open_backend(
 ) -> Database | PgDatabase:
     url = settings.database_url
     if url is None:
-        return await Database.open(settings.lumid_acl_db_path)
+        return await Database.open(settings.lumid_acl_db_path, watch=True)
     from .pg import PgDatabase
 
     if "lumid_acl_db_path" in settings.model_fields_set:
@@ -83,8 +86,9 @@ async def open_runtime(
 ) -> AsyncIterator[CoreRuntime]:
     """Open the store, HTTP client and identity provider for `plugin`.
 
-    Raises `lumid_core.db.DatabaseError` (a RuntimeError naming LUMID_ACL_DB_PATH,
-    or LUMID_DATABASE_URL for PostgreSQL) when the store cannot be used.
+    Raises a `lumid_core.errors.StoreError` (a RuntimeError) when the store cannot be
+    used: `DatabaseError` naming LUMID_ACL_DB_PATH, or `PgStoreError` naming
+    LUMID_DATABASE_URL.
     """
     for var in settings.insecure_http_urls():  # only with LUMID_ALLOW_INSECURE_HTTP=1
         logger.warning(
@@ -98,11 +102,11 @@ async def open_runtime(
         db = await _open_backend(settings, plugin, logger)
         stack.push_async_callback(db.close)
         store: GrantStore
-        directory: PrincipalDirectory
+        backing: PrincipalDirectory
         parents: ParentLinks
         if isinstance(db, Database):
             store = SqliteGrantStore(db)
-            directory = SqlitePrincipalDirectory(db)
+            backing = SqlitePrincipalDirectory(db)
             parents = SqliteParentLinks(db)
             if (moved := db.legacy_migration) is not None:
                 logger.info(
@@ -119,10 +123,17 @@ async def open_runtime(
             from .pg import PgGrantStore, PgParentLinks, PgPrincipalDirectory
 
             store = PgGrantStore(db)
-            directory = PgPrincipalDirectory(db)
+            backing = PgPrincipalDirectory(db)
             parents = PgParentLinks(db)
         http = make_http_client(settings)
         stack.push_async_callback(http.aclose)
+        directory = WriteBehindDirectory(
+            backing,
+            max_pending=settings.lumid_email_queue_size,
+            memo_size=settings.lumid_identity_cache_size,
+            logger=logger,
+        )
+        stack.push_async_callback(directory.aclose)  # before the database closes
         identity = LumIdIdentityProvider(
             name=f"{plugin}.identity", settings=settings, client=http, directory=directory
         )

@@ -18,6 +18,7 @@ from pydantic import AfterValidator, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .environ import DEFAULT_ACL_DB_PATH
+from .errors import ConfigError, Problem
 from .urls import (
     HTTP_SCHEMES,
     POSTGRES_SCHEMES,
@@ -38,8 +39,10 @@ __all__ = [
 ]
 
 
-class SettingsError(ValueError):
-    """A configuration value is missing or invalid; the message names the variable."""
+class SettingsError(ConfigError):
+    """The environment failed validation: `problems` names each variable and why."""
+
+    summary = "invalid lum.id plugin configuration"
 
 
 def url_validator(
@@ -64,9 +67,11 @@ def url_validator(
         except UrlError as exc:
             raise ValueError(str(exc)) from None
 
-    def validate(value: str | SecretStr) -> str | SecretStr:
+    def validate(value: str | SecretStr | None) -> str | SecretStr | None:
         # A URL holding a password (a database URL) is a SecretStr: checked the same
-        # way, kept secret (the error never repeats the value).
+        # way, kept secret (the error never repeats the value). None: an optional URL unset.
+        if value is None:
+            return None
         if isinstance(value, SecretStr):
             return SecretStr(check(value.get_secret_value()))
         return check(value)
@@ -79,20 +84,6 @@ HttpUrlStr = Annotated[str, url_validator()]
 blanks and of a trailing slash (`lumid_core.urls.check_url`)."""
 
 INSECURE_HTTP_VAR: Final = "LUMID_ALLOW_INSECURE_HTTP"
-
-
-def _database_url(value: SecretStr | None) -> SecretStr | None:
-    # `lumid_core.urls.check_url` for postgresql:// (credentials and query allowed);
-    # never echoes the value. Unset (None) selects the SQLite store.
-    if value is None:
-        return None
-    try:
-        url = check_url(
-            value.get_secret_value(), schemes=POSTGRES_SCHEMES, credentials=True, query=True
-        )
-    except UrlError as exc:
-        raise ValueError(f"{exc} (or unset for the SQLite store at LUMID_ACL_DB_PATH)") from None
-    return SecretStr(url)
 
 
 class LumidSettings(BaseSettings):
@@ -122,13 +113,19 @@ class LumidSettings(BaseSettings):
     lumid_max_token_bytes: Annotated[int, Field(ge=64, le=1_048_576)] = 8192
     # The shared PostgreSQL store (docs/scaling.md); unset: SQLite at LUMID_ACL_DB_PATH.
     # A SecretStr: its password stays out of reprs and error messages.
-    lumid_database_url: Annotated[SecretStr | None, AfterValidator(_database_url)] = None
+    lumid_database_url: Annotated[
+        SecretStr | None, url_validator(schemes=POSTGRES_SCHEMES, credentials=True, query=True)
+    ] = None
     lumid_database_pool_size: Annotated[int, Field(ge=1, le=1000)] = 10
     lumid_database_statement_timeout_seconds: Annotated[float, Field(gt=0, le=3600)] = 30.0
     lumid_outbox_lease_seconds: Annotated[float, Field(ge=1, le=86_400)] = 60.0
     lumid_allow_insecure_http: bool = False
     """Let a credential-carrying URL be http:// to a non-loopback host (a TLS-terminating
     sidecar on a private network). Loud: warned at install and by `lumid doctor`."""
+    # Cap on an upstream reply body (lum.id, Runmesh, the optimizer catalog).
+    lumid_max_reply_bytes: Annotated[int, Field(ge=1024, le=64 * 1_048_576)] = 262_144
+    # Principal emails waiting to be written behind the request (overflow is logged).
+    lumid_email_queue_size: Annotated[int, Field(ge=1, le=10_000_000)] = 10_000
 
     @property
     def introspect_url(self) -> str:
@@ -179,26 +176,26 @@ def load_settings[S: LumidSettings](settings_cls: type[S], **overrides: Any) -> 
     try:
         settings = settings_cls(**overrides)
     except ValidationError as exc:
-        problems: list[str] = []
+        problems: list[Problem] = []
         for err in exc.errors(include_url=False, include_input=False):
             loc = err.get("loc") or ("?",)
             name = str(loc[0])
             reason = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
-            problems.append(f"{name.upper()}: {reason}")
             if not _is_secret(settings_cls, name):
                 raw = os.environ.get(name.upper(), overrides.get(name))
                 if raw is not None:
-                    problems[-1] += f" (got {_redact_userinfo(str(raw))[:200]!r})"
-        raise SettingsError("invalid lum.id plugin configuration: " + "; ".join(problems)) from None
+                    reason += f" (got {_redact_userinfo(str(raw))[:200]!r})"
+            problems.append(Problem(name.upper(), reason))
+        raise SettingsError(problems) from None
     insecure = settings.insecure_http_urls()
     if insecure and not settings.lumid_allow_insecure_http:
         raise SettingsError(
-            "invalid lum.id plugin configuration: "
-            + "; ".join(
-                f"{var}: sends a credential in clear text: use https://, or http:// to a "
+            Problem(
+                var,
+                "sends a credential in clear text: use https://, or http:// to a "
                 f"loopback host only (or set {INSECURE_HTTP_VAR}=1 behind a TLS-terminating "
-                "proxy on a private network)"
-                for var in insecure
+                "proxy on a private network)",
             )
+            for var in insecure
         )
     return settings

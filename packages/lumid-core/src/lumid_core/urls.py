@@ -15,6 +15,8 @@ from collections.abc import Collection
 from typing import Final
 from urllib.parse import urlsplit
 
+from .errors import LumidError
+
 __all__ = [
     "HTTP_SCHEMES",
     "LOOPBACK_HOSTS",
@@ -46,7 +48,7 @@ _IPV4_LIKE: Final = re.compile(r"[0-9.]+")
 _PORT: Final = re.compile(r"[0-9]{1,5}")
 
 
-class UrlError(ValueError):
+class UrlError(LumidError, ValueError):
     """The URL is not acceptable; the message says why (never echoing credentials)."""
 
 

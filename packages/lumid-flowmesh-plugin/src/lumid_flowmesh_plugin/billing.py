@@ -1,27 +1,29 @@
 """Runmesh billing that loses nothing: usage rows -> durable outbox -> Runmesh.
 
 `emit()` turns FlowMesh's usage rows into outbox rows keyed by task id and writes
-them in one group commit, then returns: it never waits on Runmesh. The outbox
-worker (`lumid_core.outbox.OutboxWorker`) posts them with bounded concurrency and
-backoff; `deliver()` below addresses each row by the principal's email as recorded
-by identity (the `principals` table) and classifies Runmesh's reply.
+them in one group commit, hands them to the delivery worker and returns: it never
+waits on Runmesh. When the database cannot be written (another process holds the
+write lock, the disk is full) the rows wait in a bounded in-memory spool that keeps
+retrying. The outbox worker (`lumid_core.outbox.OutboxWorker`) posts them with
+bounded concurrency and backoff; `deliver()` below addresses each row by the
+principal's email as recorded by identity (the `principals` table) and classifies
+Runmesh's reply.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import math
-import secrets
-from collections.abc import AsyncIterator, Mapping, Sequence
+import time
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime
-from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 from flowmesh_hook import UsageRow
 
 from lumid_core import Database, PrincipalDirectory
+from lumid_core.logs import RateLimitedLog
 from lumid_core.outbox import (
     Deliver,
     Held,
@@ -30,21 +32,32 @@ from lumid_core.outbox import (
     OutboxStats,
     OutboxWorker,
     Outcome,
-    RateLimitedLog,
+    Spool,
+    WorkerSettings,
 )
 from lumid_core.outbox import OutboxEntry as Entry
 from lumid_core.store.parents import ParentLinks
 
+from .entries import (
+    UNKNOWN_WORKFLOW_ID,
+    CostBounds,
+    describe_entry,
+    entry_body,
+    fields,
+    row_to_entry,
+    text,
+)
 from .registrar import workflow_of
-
-if TYPE_CHECKING:  # asyncpg is imported only when LUMID_DATABASE_URL selects it
-    from lumid_core.pg import PgOutbox
 from .runmesh import RunmeshClient
 from .settings import FlowMeshSettings
+
+if TYPE_CHECKING:  # asyncpg is imported only when LUMID_DATABASE_URL selects it
+    from lumid_core.pg import PgDatabase, PgOutbox
 
 __all__ = [
     "BILLING_SINK",
     "UNKNOWN_WORKFLOW_ID",
+    "CostBounds",
     "RunmeshBilling",
     "RunmeshUsageSink",
     "entry_body",
@@ -55,118 +68,27 @@ __all__ = [
 BILLING_SINK: Final = "runmesh"
 """The outbox sink name of FlowMesh's Runmesh entries (`lumid billing --sink runmesh`)."""
 
-UNKNOWN_WORKFLOW_ID: Final = ""
-"""Sent as `workflowId` when the task's workflow was never registered with this plugin."""
-
-_BODY_FIELDS: Final = (
-    "userSub",
-    "taskId",
-    "workflowId",
-    "cost",
-    "durationSec",
-    "costPerHour",
-    "taskStatus",
-)
+EMIT_WAIT_SECONDS: Final = 2.0
+"""How long `emit` waits for its rows to be durable before keeping them in the spool."""
+_KNOWN_CAP: Final = 100_000
+"""Principals remembered as having an email (the set is emptied when full)."""
+EMAIL_TTL_SECONDS: Final = 1.0
+"""How long delivery reuses a principal's email read from the directory."""
+_FRESH_SECONDS: Final = 5.0
+"""A row younger than this had its workflow looked up at emit: no second look."""
 
 
-def _text(value: object) -> str:
-    return "" if value is None else str(value)
-
-
-def _duration(value: object) -> int:
-    try:
-        seconds = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return 0
-    if not math.isfinite(seconds) or seconds <= 0:
-        return 0
-    return int(seconds + 0.5)
-
-
-def _number(value: object) -> float:
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return 0.0
-    return number if math.isfinite(number) else 0.0
-
-
-def _cost(value: object) -> str:
-    if isinstance(value, Decimal):
-        cost = value
-    elif isinstance(value, int | str) and not isinstance(value, bool):
-        cost = Decimal(str(value))
-    elif isinstance(value, float):
-        cost = Decimal(repr(value))
-    else:
-        raise TypeError(f"cost is a {type(value).__name__}, not a Decimal")
-    if not cost.is_finite():  # NaN or Infinity: no amount anyone can be charged
-        raise ValueError(f"cost {cost} is not a finite amount")
-    return str(cost)
-
-
-class _Fields:
-    """Read a usage row given as a mapping (FlowMesh's TypedDict) or an object."""
-
-    __slots__ = ("_row",)
-
-    def __init__(self, row: object) -> None:
-        self._row = row
-
-    def get(self, name: str) -> Any:
-        row = self._row
-        if isinstance(row, Mapping):
-            return row.get(name)
-        return getattr(row, name, None)
-
-
-def row_to_entry(raw: object, *, email_known: bool, workflow_id: str | None) -> NewEntry:
-    """One FlowMesh usage row as an outbox row keyed by its task id (no secrets)."""
-    row = _Fields(raw)
-    task_id = _text(row.get("task_id"))
-    principal_id = _text(row.get("principal_id"))
-    occurred = row.get("occurred_at")
-    payload: dict[str, Any] = {
-        "taskId": task_id,
-        "workflowId": workflow_id if workflow_id is not None else UNKNOWN_WORKFLOW_ID,
-        "userSub": principal_id,
-        "orgId": _text(row.get("org_id")),
-        "supplierId": row.get("supplier_id") if isinstance(row.get("supplier_id"), str) else None,
-        "occurredAt": occurred.isoformat() if isinstance(occurred, datetime) else _text(occurred),
-        "durationSec": _duration(row.get("runtime_sec")),
-        "costPerHour": _number(row.get("cost_per_hour")),
-        "taskStatus": _text(row.get("task_status")),
-    }
-    problem = None
-    try:
-        payload["cost"] = _cost(row.get("cost"))
-    except (TypeError, ValueError, ArithmeticError) as exc:
-        payload["cost"] = _text(row.get("cost"))[:100]
-        problem = f"invalid cost: {exc}"
-    if not task_id:
-        problem = "usage row has no task_id"
-    elif not principal_id:
-        problem = "usage row has no principal_id"
-    key = task_id or "invalid-" + secrets.token_hex(8)
-    if problem is not None:
-        return NewEntry(key, payload, reason=problem, dead=True)
-    if not email_known:
-        return NewEntry(
-            key, payload, hold_on=principal_id, reason=f"no email known for {principal_id}"
-        )
-    return NewEntry(key, payload)
-
-
-def entry_body(payload: Mapping[str, Any], email: str) -> dict[str, Any]:
-    """The JSON body of `POST /billing/flowmesh-entry` for one outbox payload."""
-    body: dict[str, Any] = {"userEmail": email}
-    for name in _BODY_FIELDS:
-        body[name] = payload.get(name)
-    return body
+def _store_var(db: Database | PgDatabase) -> str:
+    """The variable that selects the store `db` (named where billing rows wait)."""
+    return "LUMID_ACL_DB_PATH" if isinstance(db, Database) else "LUMID_DATABASE_URL"
 
 
 class RunmeshUsageSink:
-    """`flowmesh_hook.FlowMeshUsageSink`: rows go to the durable outbox, nothing else."""
+    """`flowmesh_hook.FlowMeshUsageSink`: rows go to the durable outbox, nothing else.
+
+    When the database cannot be written the rows wait in `spool` (bounded, retried);
+    a row beyond its bound is logged as an ERROR with its task id and cost.
+    """
 
     def __init__(
         self,
@@ -176,6 +98,8 @@ class RunmeshUsageSink:
         directory: PrincipalDirectory,
         parents: ParentLinks,
         worker: OutboxWorker | None = None,
+        bounds: CostBounds | None = None,
+        spool_rows: int = 100_000,
     ) -> None:
         self.name = name
         self._outbox = outbox
@@ -183,40 +107,112 @@ class RunmeshUsageSink:
         self._directory = directory
         self._parents = parents
         self._worker = worker
+        self._bounds = bounds or CostBounds()
+        # Principals whose email is known (it is never forgotten): no read per row.
+        self._emails_known: set[str] = set()
         self._warn = RateLimitedLog(logging.getLogger(name.split(".", 1)[0]), 60.0)
+        self.spool = Spool(
+            outbox,
+            logger=logging.getLogger(name.split(".", 1)[0]),
+            name=name,
+            capacity=spool_rows,
+            describe=describe_entry,
+            on_durable=worker.wake if worker is not None else (lambda: None),
+            where=f" ({_store_var(self._db)}={str(self._db.path)!r})",
+        )
 
     def __repr__(self) -> str:
         return f"RunmeshUsageSink(name={self.name!r})"
 
+    async def _entry(self, row: object) -> NewEntry:
+        row_fields = fields(row)
+        principal_id = text(row_fields.get("principal_id"))
+        task_id = text(row_fields.get("task_id"))
+        known = principal_id in self._emails_known
+        if principal_id and not known:
+            try:
+                known = await self._directory.email_for(principal_id) is not None
+            except Exception:  # unreadable now: held, released once it reads again
+                known = False
+            if known:
+                if len(self._emails_known) >= _KNOWN_CAP:
+                    self._emails_known.clear()
+                self._emails_known.add(principal_id)
+        try:
+            workflow_id = await workflow_of(self._parents, task_id) if task_id else None
+        except Exception:  # looked up again at delivery time
+            workflow_id = None
+        return row_to_entry(row, email_known=known, workflow_id=workflow_id, bounds=self._bounds)
+
     async def emit(self, rows: Sequence[UsageRow], logger: logging.Logger) -> None:
+        """Store `rows` durably (or, while the database cannot be written, in the spool)."""
         if not rows:
             return
         try:
-            entries = []
-            for row in rows:
-                fields = _Fields(row)
-                principal_id = _text(fields.get("principal_id"))
-                task_id = _text(fields.get("task_id"))
-                email = await self._directory.email_for(principal_id) if principal_id else None
-                workflow_id = await workflow_of(self._parents, task_id) if task_id else None
-                entries.append(
-                    row_to_entry(row, email_known=email is not None, workflow_id=workflow_id)
-                )
-            await self._outbox.add(entries)
-        except Exception as exc:  # never raise into the host; say loudly what is lost
+            entries = [await self._entry(row) for row in rows]
+        except Exception as exc:  # a bug turning a row into an entry: say what is lost
             lost = ", ".join(
-                f"{_text(_Fields(r).get('task_id'))}={_text(_Fields(r).get('cost'))}" for r in rows
+                f"{text(fields(r).get('task_id'))}={text(fields(r).get('cost'))}" for r in rows
             )
             logger.error(
-                "%s: could not queue %d usage rows for billing (task=cost: %s) in %s=%s: %s",
+                "%s: could not read %d usage rows for billing (task=cost: %s): %s",
                 self.name,
                 len(rows),
                 lost[:1000],
-                "LUMID_ACL_DB_PATH" if isinstance(self._db, Database) else "LUMID_DATABASE_URL",
-                self._db.path,
                 exc,
             )
             return
+        self._warn_unbillable(entries)
+        if len(self.spool):  # earlier rows still wait: keep the order, do not wait again
+            self._refused(self.spool.put(entries), logger)
+            return
+        now = time.time()
+        try:
+            async with asyncio.timeout(EMIT_WAIT_SECONDS):
+                inserted = await self._outbox.add(entries, now=now)
+        except Exception as exc:  # the database cannot be written now: keep them in memory
+            # (a write that still lands later is harmless: the spool's insert of the
+            # same keys is then ignored, and the worker finds the rows in the store)
+            reason = (
+                exc
+                if not isinstance(exc, TimeoutError)
+                else f"no commit within {EMIT_WAIT_SECONDS:g}s"
+            )
+            self._refused(self.spool.put(entries, reason), logger)
+            return
+        if self._worker is None:
+            return
+        if inserted == len(entries):
+            # Stored exactly as built: hand them over, no read back from the database.
+            self._worker.offer(
+                Entry(
+                    sink=self._outbox.sink,
+                    key=e.key,
+                    state="pending",
+                    attempts=0,
+                    created_at=now,
+                    updated_at=now,
+                    reason=e.reason,
+                    payload=dict(e.payload),
+                    next_attempt_at=now,
+                )
+                for e in entries
+                if e.state == "pending"
+            )
+        else:  # some keys were already there: let the worker read what is stored
+            self._worker.wake()
+
+    def _refused(self, refused: Sequence[NewEntry], logger: logging.Logger) -> None:
+        for entry in refused:
+            logger.error(
+                "%s: usage row LOST, the database cannot be written and %d rows already "
+                "wait in memory (the bound, LUMID_BILLING_SPOOL_ROWS): %s",
+                self.name,
+                self.spool.capacity,
+                describe_entry(entry),
+            )
+
+    def _warn_unbillable(self, entries: Sequence[NewEntry]) -> None:
         for entry in entries:
             if entry.dead:
                 self._warn.log(
@@ -235,8 +231,6 @@ class RunmeshUsageSink:
                     entry.key,
                     entry.hold_on,
                 )
-        if self._worker is not None:
-            self._worker.wake()
 
 
 @dataclass(frozen=True)
@@ -249,6 +243,7 @@ class RunmeshBilling:
     client: RunmeshClient
 
     async def stats(self) -> OutboxStats:
+        """The outbox's counts per state."""
         return await self.outbox.stats()
 
     async def drain(self, within: float | None = None) -> bool:
@@ -256,22 +251,60 @@ class RunmeshBilling:
         return await self.worker.drain(within)
 
 
+class _Emails:
+    """Principal -> email for delivery, each read reused for `EMAIL_TTL_SECONDS` (an
+    email change reaches billing within that time); bounded like the identity cache."""
+
+    def __init__(self, directory: PrincipalDirectory, cap: int = 10_000) -> None:
+        self._directory = directory
+        self._cap = cap
+        self._seen: dict[str, tuple[float, str]] = {}
+
+    async def get(self, principal_id: str) -> str | None:
+        now = time.monotonic()
+        hit = self._seen.get(principal_id)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        email = await self._directory.email_for(principal_id)
+        if email is not None:
+            if len(self._seen) >= self._cap:
+                self._seen.clear()
+            self._seen[principal_id] = (now + EMAIL_TTL_SECONDS, email)
+        return email
+
+
 def _delivery(
     client: RunmeshClient, directory: PrincipalDirectory, parents: ParentLinks
 ) -> Deliver:
+    emails = _Emails(directory)
+
     async def deliver(entry: Entry) -> Outcome:
         payload = entry.payload
-        principal_id = _text(payload.get("userSub"))
-        email = await directory.email_for(principal_id)
+        principal_id = text(payload.get("userSub"))
+        email = await emails.get(principal_id)
         if email is None:
             return Held(principal_id, f"no email known for {principal_id}")
-        if not payload.get("workflowId"):
-            late = await workflow_of(parents, entry.key)
+        if not payload.get("workflowId") and time.time() - entry.created_at > _FRESH_SECONDS:
+            late = await workflow_of(parents, entry.key)  # registered after the emit looked
             if late is not None:
                 payload = {**payload, "workflowId": late}
         return await client.post_entry(entry_body(payload, email))
 
     return deliver
+
+
+def worker_settings(settings: FlowMeshSettings) -> WorkerSettings:
+    """The delivery worker's knobs from the LUMID_BILLING_* variables."""
+    return WorkerSettings(
+        concurrency=settings.lumid_billing_concurrency,
+        status_interval=settings.lumid_billing_status_interval_seconds,
+        recheck_interval=settings.lumid_billing_held_recheck_seconds,
+        base_delay=settings.lumid_billing_retry_base_seconds,
+        max_delay=max(
+            settings.lumid_billing_retry_max_seconds, settings.lumid_billing_retry_base_seconds
+        ),
+        retention_seconds=settings.lumid_billing_retention_days * 86400.0,
+    )
 
 
 @asynccontextmanager
@@ -305,19 +338,12 @@ async def open_billing(
         return released
 
     worker = OutboxWorker(
-        outbox,  # type: ignore[arg-type]  # PgOutbox: the same methods (see lumid_core.pg.outbox)
+        outbox,
         _delivery(client, directory, parents),
         logger=logger,
         name=f"{plugin}.billing",
-        concurrency=settings.lumid_billing_concurrency,
-        status_interval=settings.lumid_billing_status_interval_seconds,
+        settings=worker_settings(settings),
         recheck=recheck,
-        recheck_interval=settings.lumid_billing_held_recheck_seconds,
-        base_delay=settings.lumid_billing_retry_base_seconds,
-        max_delay=max(
-            settings.lumid_billing_retry_max_seconds, settings.lumid_billing_retry_base_seconds
-        ),
-        retention_seconds=settings.lumid_billing_retention_days * 86400.0,
     )
     sink = RunmeshUsageSink(
         name=f"{plugin}.billing",
@@ -325,12 +351,22 @@ async def open_billing(
         directory=directory,
         parents=parents,
         worker=worker,
+        bounds=CostBounds(
+            max_cost=settings.lumid_billing_max_cost,
+            max_duration_seconds=settings.lumid_billing_max_duration_seconds,
+        ),
+        spool_rows=settings.lumid_billing_spool_rows,
     )
     try:
         worker.start()
         yield RunmeshBilling(sink=sink, outbox=outbox, worker=worker, client=client)
     finally:
         try:
-            await worker.stop(settings.lumid_billing_flush_seconds)
+            # Rows kept in memory first (they become durable, then deliverable), then
+            # deliveries, both within the one flush budget.
+            flush = settings.lumid_billing_flush_seconds
+            started = time.monotonic()
+            await sink.spool.close(flush)
+            await worker.stop(max(0.0, flush - (time.monotonic() - started)))
         finally:
             await client.aclose()

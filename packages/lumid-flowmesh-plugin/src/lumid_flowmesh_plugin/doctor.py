@@ -55,6 +55,8 @@ class FlowMeshDoctor:
                     "LUMID_BALANCE_GUARD",
                 )
             )
+        if (note := settings.balance_guard_note) is not None:
+            out.append(Check("balance guard", Status.WARN, note, "LUMID_BALANCE_GUARD"))
         if ctx.db is not None:
             out.append(await _outbox(ctx))
         elif ctx.db_not_created:

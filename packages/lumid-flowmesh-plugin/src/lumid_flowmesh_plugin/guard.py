@@ -15,7 +15,7 @@ from fastapi import HTTPException
 from lumid_hooks import PrincipalContext
 
 from lumid_core import PrincipalDirectory
-from lumid_core.outbox import RateLimitedLog
+from lumid_core.logs import RateLimitedLog
 
 from .runmesh import RunmeshClient
 

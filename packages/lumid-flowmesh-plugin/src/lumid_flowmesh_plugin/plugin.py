@@ -39,8 +39,8 @@ async def install() -> AsyncIterator[FlowMeshBindings]:
     """Validate settings, open the database and clients, yield the hooks, close all.
 
     Raises `lumid_core.SettingsError` naming the variable on bad configuration and
-    `lumid_core.DatabaseError` (a RuntimeError naming LUMID_ACL_DB_PATH) when the
-    database cannot be used: FlowMesh then refuses to start.
+    a `lumid_core.errors.StoreError` (a RuntimeError naming LUMID_ACL_DB_PATH, or
+    LUMID_DATABASE_URL) when the store cannot be used: FlowMesh then refuses to start.
     """
     settings = load_settings(FlowMeshSettings)
     async with open_runtime(settings, plugin=PLUGIN, logger=logger) as rt:
@@ -78,6 +78,8 @@ async def install() -> AsyncIterator[FlowMeshBindings]:
         logger.info("%s: %s", PLUGIN, describe(settings))
         if (mistake := half_configured(settings)) is not None:
             logger.warning("%s: %s", PLUGIN, mistake)
+        if (note := settings.balance_guard_note) is not None:
+            logger.warning("%s: %s", PLUGIN, note)
         yield FlowMeshBindings(
             identity_providers=(rt.identity,),
             permission_checkers=(engine,),

@@ -16,6 +16,7 @@ from lumid_hooks import PrincipalContext, ResourceRef
 
 from lumid_core import Registrar
 from lumid_core.store.parents import ParentLinks
+from lumid_core.unavailable import guarded
 
 __all__ = ["FlowMeshRegistrar", "workflow_of"]
 
@@ -51,7 +52,7 @@ class FlowMeshRegistrar:
             await self._core.register(principal, resource, logger)
         finally:
             if link is not None:
-                await link
+                await guarded(link, "register")
 
     async def deregister(
         self, principal: PrincipalContext, resource: ResourceRef, logger: logging.Logger

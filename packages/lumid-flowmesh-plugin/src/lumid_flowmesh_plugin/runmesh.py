@@ -4,11 +4,13 @@ Two connection pools, on purpose: billing deliveries use one bounded pool (at mo
 `LUMID_BILLING_CONCURRENCY` connections) and balance checks / the probe use their
 own, so a submission's balance check is never queued behind a backlog of deliveries.
 The bridge secret travels only in the `X-Bridge-Secret` header; it never appears in
-a reason, a log line or a repr.
+a reason, a log line or a repr. Every exchange has one deadline (the delivery or the
+guard timeout) for the whole reply and a cap on its body (`lumid_core.http.exchange`).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -16,7 +18,13 @@ from typing import Any, Final
 
 import httpx
 
-from lumid_core.identity import LaneTransport
+from lumid_core.http import (
+    DEFAULT_MAX_REPLY_BYTES,
+    LaneTransport,
+    UpstreamError,
+    UpstreamReply,
+    exchange,
+)
 from lumid_core.outbox import Dead, Delivered, Outcome, Retry
 
 __all__ = [
@@ -37,7 +45,7 @@ _BAD_CREDENTIAL: Final = (
 )
 
 
-class RunmeshUnavailable(Exception):
+class RunmeshUnavailable(UpstreamError):
     """Runmesh gave no usable answer (the message never holds the secret)."""
 
 
@@ -53,10 +61,10 @@ class ProbeResult:
     detail: str
 
 
-def _envelope(response: httpx.Response) -> Mapping[str, Any] | None:
+def _envelope(reply: UpstreamReply) -> Mapping[str, Any] | None:
     try:
-        body = response.json()
-    except ValueError:
+        body = json.loads(reply.body)
+    except (ValueError, RecursionError):  # RecursionError: nested too deeply
         return None
     if not isinstance(body, dict) or not isinstance(body.get("code"), int):
         return None
@@ -65,13 +73,10 @@ def _envelope(response: httpx.Response) -> Mapping[str, Any] | None:
 
 def _msg(body: Mapping[str, Any]) -> str:
     msg = body.get("msg")
-    return str(msg)[:300] if msg is not None else "no message"
-
-
-def _http_error(exc: httpx.HTTPError) -> str:
-    if isinstance(exc, httpx.TimeoutException):
-        return f"no reply in time ({type(exc).__name__})"
-    return f"{type(exc).__name__}: {exc}"[:300]
+    if msg is None:
+        return "no message"
+    # Stored as a dead letter's reason and logged: no lone surrogate may pass.
+    return str(msg)[:300].encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 class RunmeshClient:
@@ -85,6 +90,7 @@ class RunmeshClient:
         delivery_timeout: float = 10.0,
         delivery_concurrency: int = 16,
         guard_timeout: float = 2.0,
+        max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES,
     ) -> None:
         if not secret:
             raise ValueError("FLOWMESH_BRIDGE_SECRET is empty")
@@ -92,6 +98,8 @@ class RunmeshClient:
         self.entry_url = self.base_url + ENTRY_PATH
         self.balance_url = self.base_url + BALANCE_PATH
         self.guard_timeout = guard_timeout
+        self.delivery_timeout = delivery_timeout
+        self._max_reply = max_reply_bytes
         headers = {"X-Bridge-Secret": secret, "User-Agent": _USER_AGENT}
         # One-connection lanes: httpx's own pool costs O(connections) per request
         # (docs/performance.md), which halves delivery at 16 in flight.
@@ -117,20 +125,38 @@ class RunmeshClient:
         await self._delivery.aclose()
         await self._guard.aclose()
 
+    async def _guarded(self, body: Mapping[str, Any]) -> UpstreamReply:
+        """A balance-check exchange on the guard's pool, within the guard timeout."""
+        return await exchange(
+            self._guard,
+            "POST",
+            self.balance_url,
+            deadline=self.guard_timeout,
+            max_bytes=self._max_reply,
+            json=dict(body),
+        )
+
     async def post_entry(self, body: Mapping[str, Any]) -> Outcome:
         """Post one billing entry and classify the reply (never raises)."""
         try:
-            response = await self._delivery.post(self.entry_url, json=dict(body))
-        except httpx.HTTPError as exc:
-            return Retry(_http_error(exc))
-        status = response.status_code
+            reply = await exchange(
+                self._delivery,
+                "POST",
+                self.entry_url,
+                deadline=self.delivery_timeout,
+                max_bytes=self._max_reply,
+                json=dict(body),
+            )
+        except UpstreamError as exc:
+            return Retry(str(exc))
+        status = reply.status
         if status in (401, 403):
             return Dead(_BAD_CREDENTIAL.format(status=status))
         if status >= 500 or status in (408, 425, 429):
             return Retry(f"HTTP {status}")
         if status != 200:
-            return Dead(f"HTTP {status}: {response.text[:300]}")
-        envelope = _envelope(response)
+            return Dead(f"HTTP {status}: {reply.text(300)}")
+        envelope = _envelope(reply)
         if envelope is None:
             # A proxy's page or a half-written reply: not Runmesh's verdict yet.
             return Retry("HTTP 200 without a Runmesh envelope")
@@ -145,14 +171,14 @@ class RunmeshClient:
         """Ask whether `email` has at least `required`; raises RunmeshUnavailable."""
         body = {"userEmail": email, "requiredAmount": required}
         try:
-            response = await self._guard.post(self.balance_url, json=body)
-        except httpx.HTTPError as exc:
-            raise RunmeshUnavailable(_http_error(exc)) from None
-        if response.status_code != 200:
-            if response.status_code in (401, 403):
-                raise RunmeshUnavailable(_BAD_CREDENTIAL.format(status=response.status_code))
-            raise RunmeshUnavailable(f"HTTP {response.status_code}")
-        envelope = _envelope(response)
+            reply = await self._guarded(body)
+        except UpstreamError as exc:
+            raise RunmeshUnavailable(str(exc)) from None
+        if reply.status != 200:
+            if reply.status in (401, 403):
+                raise RunmeshUnavailable(_BAD_CREDENTIAL.format(status=reply.status))
+            raise RunmeshUnavailable(f"HTTP {reply.status}")
+        envelope = _envelope(reply)
         if envelope is None:
             raise RunmeshUnavailable("reply is not a Runmesh envelope")
         if envelope["code"] != 200:
@@ -176,14 +202,14 @@ class RunmeshClient:
         """
         body = {"userEmail": PROBE_EMAIL, "requiredAmount": "0.01"}
         try:
-            response = await self._guard.post(self.balance_url, json=body)
-        except httpx.HTTPError as exc:
-            return ProbeResult(False, f"{self.balance_url}: {_http_error(exc)}")
-        status = response.status_code
+            reply = await self._guarded(body)
+        except UpstreamError as exc:
+            return ProbeResult(False, f"{self.balance_url}: {exc}")
+        status = reply.status
         if status in (401, 403):
             return ProbeResult(False, _BAD_CREDENTIAL.format(status=status))
         if status != 200:
             return ProbeResult(False, f"{self.balance_url}: HTTP {status}")
-        if _envelope(response) is None:
+        if _envelope(reply) is None:
             return ProbeResult(False, f"{self.balance_url}: reply is not a Runmesh envelope")
         return ProbeResult(True, f"{self.base_url} reachable, bridge secret accepted")

@@ -6,7 +6,8 @@ Load with `lumid_core.load_settings(FlowMeshSettings)`: a bad value raises
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from decimal import Decimal
+from typing import Annotated
 
 from pydantic import AfterValidator, BeforeValidator, Field, SecretStr
 
@@ -26,24 +27,14 @@ def _header_safe(value: SecretStr | None) -> SecretStr | None:
 
 
 _OFF_WORDS = frozenset({"off", "0", "false", "no"})
-_AMBIGUOUS = frozenset({"1", "true", "yes", "enabled", "enable"})
 
 
-def _on_off(value: object) -> object:
+def _guard_word(value: object) -> object:
     # lumid-plugins 0.2.x enabled the guard for `on` (any case) only and read every
-    # other value as off: the spellings of off keep that meaning; a spelling of "on"
-    # other than `on` meant off there, so it is refused rather than silently
-    # switching the guard on (or staying off) after an upgrade.
-    if not isinstance(value, str):
-        return value
-    word = value.strip().lower()
-    if word in _OFF_WORDS:
-        return "off"
-    if word in _AMBIGUOUS:
-        raise ValueError(
-            f"{value.strip()!r} is ambiguous (lumid-plugins 0.2.x read it as off): write on or off"
-        )
-    return word
+    # other value as off. Keep that meaning, so an image swap never changes whether
+    # submissions are guarded; a value that looks like something else is reported
+    # (`FlowMeshSettings.balance_guard_note`) instead of refusing to start.
+    return value.strip().lower() if isinstance(value, str) else value
 
 
 class FlowMeshSettings(LumidSettings):
@@ -60,7 +51,9 @@ class FlowMeshSettings(LumidSettings):
         | None
     ) = None
     flowmesh_bridge_secret: Annotated[SecretStr | None, AfterValidator(_header_safe)] = None
-    lumid_balance_guard: Annotated[Literal["on", "off"], BeforeValidator(_on_off)] = "off"
+    lumid_balance_guard: Annotated[
+        str, BeforeValidator(_guard_word), Field(max_length=64, pattern=r"^[ -~]*$")
+    ] = "off"
     lumid_billing_timeout_seconds: Annotated[float, Field(gt=0, le=120)] = 10.0
     lumid_billing_concurrency: Annotated[int, Field(ge=1, le=256)] = 16
     lumid_billing_flush_seconds: Annotated[float, Field(ge=0, le=300)] = 5.0
@@ -72,6 +65,10 @@ class FlowMeshSettings(LumidSettings):
     lumid_balance_guard_timeout_seconds: Annotated[float, Field(gt=0, le=30)] = 2.0
     # Shown to callers who run out of credit: a query is fine, credentials are not.
     lumid_topup_url: Annotated[str, url_validator(query=True)] | None = None
+    # Sanity bounds of one usage row (beyond -> a dead letter with the reason).
+    lumid_billing_max_cost: Annotated[Decimal, Field(gt=0, allow_inf_nan=False)] = Decimal(10000)
+    lumid_billing_max_duration_seconds: Annotated[float, Field(gt=0)] = 30 * 86400.0
+    lumid_billing_spool_rows: Annotated[int, Field(ge=1, le=10_000_000)] = 100_000
 
     @property
     def bridge_secret(self) -> str:
@@ -98,6 +95,23 @@ class FlowMeshSettings(LumidSettings):
         if not self.bridge_secret:
             return "FLOWMESH_BRIDGE_SECRET is empty"
         return None
+
+    @property
+    def balance_guard(self) -> str:
+        """What LUMID_BALANCE_GUARD means: "on" for `on` (any case), else "off"."""
+        return "on" if self.lumid_balance_guard == "on" else "off"
+
+    @property
+    def balance_guard_note(self) -> str | None:
+        """Why LUMID_BALANCE_GUARD's value reads as off although it is not a spelling
+        of off (0.2.x's meaning, kept), or None."""
+        word = self.lumid_balance_guard
+        if word == "on" or word in _OFF_WORDS or not word:
+            return None
+        return (
+            f"LUMID_BALANCE_GUARD={word!r} reads as off (as in lumid-plugins 0.2.x, every "
+            "value but 'on' is off): write on to guard submissions, or off"
+        )
 
     @property
     def guard_enabled(self) -> bool:

@@ -58,17 +58,11 @@ async def _optimizer(ctx: DoctorContext, settings: LumilakeSettings) -> Check:
     try:
         names = await fetch_optimizer_catalog(settings, ctx.http)
     except CatalogError as exc:
-        reason = str(exc)
-        var = (
-            "LUMILAKE_RUNTIME_TOKEN"
-            if "LUMILAKE_RUNTIME_TOKEN" in reason
-            else "LUMILAKE_REMOTE_OPTIMIZER_URL"
-        )
         return Check(
             "optimizer",
             Status.FAIL,
-            f"LUMILAKE_REMOTE_OPTIMIZER_URL={redact_url(url)}: catalog fetch failed: {reason}",
-            var,
+            f"LUMILAKE_REMOTE_OPTIMIZER_URL={redact_url(url)}: catalog fetch failed: {exc}",
+            exc.variable,
         )
     if not names:
         return Check(

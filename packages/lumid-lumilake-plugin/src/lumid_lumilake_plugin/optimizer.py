@@ -4,11 +4,13 @@ The catalog (`GET {url}/api/v1/optimizer` -> `{"types": [...]}`) is fetched once
 with `LUMILAKE_RUNTIME_TOKEN` as the bearer when it is set; that is the only
 request the service credential is ever sent with. Each schedule is a
 `lumilake_hook.RemoteOptimizer` posting to `{url}/api/v1/optimizer/schedule` with
-the submitter's bearer from `lumilake_hook.runtime_token_var`.
+the submitter's bearer from `lumilake_hook.runtime_token_var`. Each request has
+one deadline for the whole exchange and a cap on its reply (`lumid_core.http`).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -17,6 +19,8 @@ from typing import Any, Final
 
 import httpx
 from lumilake_hook import OptimizerHandle, RemoteOptimizer, Schedule, runtime_token_var
+
+from lumid_core.http import UpstreamError, UpstreamReply, exchange, exchange_blocking
 
 from .settings import LumilakeSettings
 
@@ -37,8 +41,16 @@ _MAX_NAME: Final = 200
 _RETRY_SECONDS: Final = 30.0
 
 
-class CatalogError(RuntimeError):
-    """The remote optimizer's catalog could not be fetched or understood."""
+class CatalogError(UpstreamError):
+    """The remote optimizer's catalog could not be fetched or understood.
+
+    `variable` is the setting to look at (the URL, or the token on a 401/403).
+    """
+
+    def __init__(self, reason: str, variable: str = "LUMILAKE_REMOTE_OPTIMIZER_URL") -> None:
+        """`reason` never holds the token."""
+        super().__init__(reason)
+        self.variable = variable
 
 
 def parse_catalog(body: Any) -> list[str]:
@@ -79,21 +91,18 @@ def _catalog_url(settings: LumilakeSettings) -> str:
     return base + CATALOG_PATH
 
 
-def _reply(response: httpx.Response) -> list[str]:
-    if response.status_code != 200:
-        hint = " (check LUMILAKE_RUNTIME_TOKEN)" if response.status_code in (401, 403) else ""
-        raise CatalogError(f"HTTP {response.status_code}{hint}")
+def _reply(reply: UpstreamReply) -> list[str]:
+    if reply.status != 200:
+        if reply.status in (401, 403):
+            raise CatalogError(
+                f"HTTP {reply.status} (check LUMILAKE_RUNTIME_TOKEN)", "LUMILAKE_RUNTIME_TOKEN"
+            )
+        raise CatalogError(f"HTTP {reply.status}")
     try:
-        body = response.json()
+        body = json.loads(reply.body)
     except (ValueError, RecursionError):  # RecursionError: nested too deeply
         raise CatalogError("reply is not JSON") from None
     return parse_catalog(body)
-
-
-def _transport_error(exc: httpx.HTTPError, timeout: float) -> CatalogError:
-    if isinstance(exc, httpx.TimeoutException):
-        return CatalogError(f"no reply within {timeout:g}s")
-    return CatalogError(f"{type(exc).__name__}: {exc}")
 
 
 async def fetch_optimizer_catalog(
@@ -106,27 +115,43 @@ async def fetch_optimizer_catalog(
     """
     url = _catalog_url(settings)
     timeout = settings.lumilake_optimizer_catalog_timeout_seconds
+    cap = settings.lumid_max_reply_bytes
     try:
         if client is not None:
-            response = await client.get(url, headers=_headers(settings), timeout=timeout)
+            reply = await exchange(
+                client,
+                "GET",
+                url,
+                deadline=timeout,
+                max_bytes=cap,
+                headers=_headers(settings),
+                timeout=timeout,
+            )
         else:
-            async with httpx.AsyncClient(trust_env=False, follow_redirects=False) as own:
-                response = await own.get(url, headers=_headers(settings), timeout=timeout)
-    except httpx.HTTPError as exc:
-        raise _transport_error(exc, timeout) from None
-    return _reply(response)
+            async with httpx.AsyncClient(
+                trust_env=False, follow_redirects=False, timeout=timeout
+            ) as own:
+                reply = await exchange(
+                    own, "GET", url, deadline=timeout, max_bytes=cap, headers=_headers(settings)
+                )
+    except UpstreamError as exc:
+        raise CatalogError(str(exc)) from None
+    return _reply(reply)
 
 
 def fetch_optimizer_catalog_sync(settings: LumilakeSettings) -> list[str]:
     """`fetch_optimizer_catalog` for synchronous callers (Lumilake's job subprocess)."""
-    url = _catalog_url(settings)
-    timeout = settings.lumilake_optimizer_catalog_timeout_seconds
     try:
-        with httpx.Client(trust_env=False, follow_redirects=False) as client:
-            response = client.get(url, headers=_headers(settings), timeout=timeout)
-    except httpx.HTTPError as exc:
-        raise _transport_error(exc, timeout) from None
-    return _reply(response)
+        reply = exchange_blocking(
+            "GET",
+            _catalog_url(settings),
+            headers=_headers(settings),
+            deadline=settings.lumilake_optimizer_catalog_timeout_seconds,
+            max_bytes=settings.lumid_max_reply_bytes,
+        )
+    except UpstreamError as exc:
+        raise CatalogError(str(exc)) from None
+    return _reply(reply)
 
 
 class _DirectRemoteOptimizer(RemoteOptimizer):
@@ -134,10 +159,20 @@ class _DirectRemoteOptimizer(RemoteOptimizer):
 
     The upstream handle posts with `httpx.post`, which honours `HTTP(S)_PROXY` /
     `ALL_PROXY` and `.netrc`: the submitter's bearer could then reach a proxy (in
-    clear text for an `http://` loopback URL). Same request, same errors, no env.
+    clear text for an `http://` loopback URL). Same request, no env; the timeout is
+    one deadline for the whole exchange and the reply is capped at `max_reply_bytes`
+    (past either: `lumid_core.http.UpstreamError`, a RuntimeError; a non-2xx status
+    is still `httpx.HTTPStatusError`).
     """
 
-    def __init__(self, *, base_url: str, optimizer_type: str, http_timeout_seconds: float) -> None:
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        optimizer_type: str,
+        http_timeout_seconds: float,
+        max_reply_bytes: int,
+    ) -> None:
         super().__init__(
             base_url=base_url,
             optimizer_type=optimizer_type,
@@ -146,6 +181,7 @@ class _DirectRemoteOptimizer(RemoteOptimizer):
         self._url = base_url + SCHEDULE_PATH
         self._type = optimizer_type
         self._timeout = http_timeout_seconds
+        self._max_reply = max_reply_bytes
 
     def __repr__(self) -> str:
         return f"RemoteOptimizer(url={self._url!r}, optimizer_type={self._type!r})"
@@ -171,10 +207,22 @@ class _DirectRemoteOptimizer(RemoteOptimizer):
         bearer = runtime_token_var.get()
         if bearer is not None:
             headers["Authorization"] = f"Bearer {bearer}"
-        with httpx.Client(trust_env=False, follow_redirects=False) as client:
-            response = client.post(self._url, json=body, headers=headers, timeout=self._timeout)
-        response.raise_for_status()
-        assignment = response.json().get("worker_assignment")
+        reply = exchange_blocking(
+            "POST",
+            self._url,
+            deadline=self._timeout,
+            max_bytes=self._max_reply,
+            json=body,
+            headers=headers,
+        )
+        if not 200 <= reply.status < 300:
+            request = httpx.Request("POST", self._url)
+            httpx.Response(reply.status, request=request).raise_for_status()
+        try:
+            decoded = json.loads(reply.body)
+        except (ValueError, RecursionError):
+            raise RuntimeError("Remote optimizer reply is not JSON") from None
+        assignment = decoded.get("worker_assignment") if isinstance(decoded, dict) else None
         if not isinstance(assignment, dict):
             raise RuntimeError("Remote optimizer response missing worker_assignment dict")
         return Schedule(worker_assignment=assignment)
@@ -252,5 +300,8 @@ class RemoteOptimizerProvider:
                 f"{self.base_url} advertises {advertised}"
             )
         return _DirectRemoteOptimizer(
-            base_url=self.base_url, optimizer_type=original, http_timeout_seconds=self._timeout
+            base_url=self.base_url,
+            optimizer_type=original,
+            http_timeout_seconds=self._timeout,
+            max_reply_bytes=self._settings.lumilake_remote_optimizer_max_reply_bytes,
         )

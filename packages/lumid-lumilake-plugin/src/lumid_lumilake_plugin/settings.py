@@ -59,10 +59,16 @@ class LumilakeSettings(LumidSettings):
     """Lumilake's service credential: sent only with the install-time catalog request."""
 
     lumilake_remote_optimizer_timeout_seconds: Annotated[float, Field(gt=0, le=3600)] = 300.0
-    """Timeout of one remote schedule request (scheduling can be slow)."""
+    """Deadline of one whole remote schedule request (scheduling can be slow)."""
 
     lumilake_optimizer_catalog_timeout_seconds: Annotated[float, Field(gt=0, le=120)] = 10.0
-    """Timeout of the catalog request made at install."""
+    """Deadline of the whole catalog request made at install (its reply is capped at
+    LUMID_MAX_REPLY_BYTES)."""
+
+    lumilake_remote_optimizer_max_reply_bytes: Annotated[
+        int, Field(ge=1024, le=1024 * 1_048_576)
+    ] = 32 * 1_048_576
+    """Cap on one schedule reply (a worker assignment for a large graph)."""
 
     def credential_urls(self) -> dict[str, str]:
         """The core's, plus the optimizer URL (it receives bearers)."""

@@ -17,14 +17,17 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from . import acl, billing, db, doctor
-from ._common import CliError, UsageError, printable
+from ._errors import CliError, UsageError
+from ._output import printable
 
 __all__ = ["build_parser", "main"]
 
 
 class _Version(argparse.Action):
-    """`--version`, reading the installed version only when asked (importlib.metadata
-    is slow to import, and every other command would pay for it)."""
+    """`--version`, reading the installed version only when asked.
+
+    importlib.metadata is slow to import, and every other command would pay for it.
+    """
 
     def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
         super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
@@ -43,6 +46,7 @@ class _Version(argparse.Action):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The `lumid` parser: global options and every command's subparser."""
     parser = argparse.ArgumentParser(
         prog="lumid",
         description="Operate the lum.id host plugins: check a server's configuration, "
@@ -80,6 +84,7 @@ def _quiet_stdout() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run `lumid` with `argv` (default: the process's arguments); returns the exit status."""
     args = build_parser().parse_args(argv)
     import asyncio  # after parsing: `--help` and usage errors never need it
 

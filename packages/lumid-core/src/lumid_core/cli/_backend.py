@@ -7,9 +7,12 @@ database layer only when a command runs (not for `--help`).
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
-from ._common import CliError, locate_db, open_db, open_db_read_only
+from ._database import locate_db, open_db, open_db_read_only
+from ._errors import CliError
 
 if TYPE_CHECKING:
     from lumid_core.db import Database
@@ -22,28 +25,37 @@ __all__ = ["grant_store_of", "known_sinks", "open_store", "outbox_of", "principa
 URL_VAR = "LUMID_DATABASE_URL"
 
 
+@asynccontextmanager
 async def open_store(
     db_override: str | None,
     *,
     create: bool = False,
     read_only: bool = False,
-    needs: str | None = None,
-) -> Database | PgDatabase:
-    """The store the server uses: the SQLite file (read-only when `read_only`, which
-    must exist unless `create`), or the shared PostgreSQL when LUMID_DATABASE_URL is
-    set and `--db` is not given."""
+    needs: str = "grants",
+) -> AsyncIterator[Database | PgDatabase]:
+    """The store the server uses, closed on leaving: the SQLite file (read-only when
+    `read_only`, lacking table `needs` refused; it must exist unless `create`), or the
+    shared PostgreSQL when LUMID_DATABASE_URL is set and `--db` is not given."""
     url = os.environ.get(URL_VAR, "").strip()
     if db_override is not None or not url:
         where = locate_db(db_override)
         if read_only:
-            return await open_db_read_only(where, needs=needs)
-        return await open_db(where, create=create)
+            async with open_db_read_only(where, needs=needs) as ro:
+                yield ro
+        else:
+            async with open_db(where, create=create) as db:
+                yield db
+        return
     from lumid_core.pg import PgDatabase, PgStoreError
 
     try:
-        return await PgDatabase.open(url, pool_size=2)
+        pg = await PgDatabase.open(url, pool_size=2)
     except PgStoreError as exc:
         raise CliError(str(exc)) from None
+    try:
+        yield pg
+    finally:
+        await pg.close()
 
 
 def outbox_of(store: Database | PgDatabase, sink: str) -> Outbox | PgOutbox:

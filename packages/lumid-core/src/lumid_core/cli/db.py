@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from ._common import CliError, add_db_option, locate_db, open_db
+from ._database import add_db_option, locate_db, open_db
+from ._errors import CliError
 
 if TYPE_CHECKING:
     import asyncpg
@@ -205,7 +206,8 @@ async def _copy(args: argparse.Namespace) -> int:
     where = locate_db(args.db)
     # Opened once as the server would: the schema is current and a lumid-plugins 0.2.x
     # table is migrated into `grants` (with a note) before anything is read.
-    await (await open_db(where, create=False)).close()
+    async with open_db(where, create=False):
+        pass
     copied = await copy_sqlite_to_postgres(
         where.path, url, source=where.source, url_source="--to" if args.to else URL_VAR
     )

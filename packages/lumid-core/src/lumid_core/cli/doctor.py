@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from lumid_core.hosts import KNOWN_HOSTS, installed_hosts
 
-from ._common import UsageError, emit_json, printable
+from ._errors import UsageError
+from ._output import emit_json, printable
 
 if TYPE_CHECKING:
     from lumid_core.doctor import Check
@@ -22,10 +22,9 @@ if TYPE_CHECKING:
 
 __all__ = ["add_parser", "run_checks"]
 
-_PROBLEM = re.compile(r"(?:^|; )([A-Z][A-Z0-9_]*): ")
-
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add `lumid doctor` to the top-level subparsers `sub`."""
     doctor = sub.add_parser(
         "doctor",
         help="check the configuration before starting a server",
@@ -46,16 +45,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def _settings_failures(exc: SettingsError) -> list[Check]:
     from lumid_core.doctor import Check, Status
 
-    message = str(exc).removeprefix("invalid lum.id plugin configuration: ")
-    starts = list(_PROBLEM.finditer(message))
-    if not starts:
-        return [Check("settings", Status.FAIL, message)]
-    checks: list[Check] = []
-    for i, match in enumerate(starts):
-        end = starts[i + 1].start() if i + 1 < len(starts) else len(message)
-        text = message[match.start() : end].removeprefix("; ")
-        checks.append(Check("settings", Status.FAIL, text, match.group(1)))
-    return checks
+    return [Check("settings", Status.FAIL, str(p), p.variable or None) for p in exc.problems]
 
 
 def _wheel_version(wheel: str) -> str:

@@ -14,7 +14,7 @@ from typing import Final
 
 import asyncpg
 
-from lumid_core.db import DatabaseError
+from lumid_core.errors import StoreError
 
 from .schema import SCHEMA_VERSION, SchemaTooNew, migrate
 
@@ -31,8 +31,10 @@ _USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/?#\s]*@")
 _QUERY = re.compile(r"(?P<mark>[?#])\S*")
 
 
-class PgStoreError(DatabaseError):
+class PgStoreError(StoreError):
     """The PostgreSQL store cannot be opened or used; the message names LUMID_DATABASE_URL."""
+
+    variable = ENV_VAR
 
 
 def redact(url: str) -> str:

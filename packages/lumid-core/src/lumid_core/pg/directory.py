@@ -1,8 +1,12 @@
-"""`PrincipalDirectory` on PostgreSQL: principal_id -> email shared by every replica."""
+"""`PrincipalDirectory` on PostgreSQL: principal_id -> email shared by every replica.
+
+The runtime wraps it in `lumid_core.directory.WriteBehindDirectory` (queue, batches,
+memo of unchanged emails), so this class only talks to the server.
+"""
 
 from __future__ import annotations
 
-import time
+from collections.abc import Mapping
 from typing import Final
 
 from .database import NOW, PgDatabase
@@ -14,30 +18,33 @@ _UPSERT: Final = (
     f"VALUES ($1, $2, {NOW}) ON CONFLICT (principal_id) DO UPDATE SET "
     "email = excluded.email, last_seen_at = excluded.last_seen_at"
 )
+_UPSERT_MANY: Final = (
+    "INSERT INTO lumid_principals (principal_id, email, last_seen_at) "  # noqa: S608 (constant SQL)
+    f"SELECT p, e, {NOW} FROM unnest($1::text[], $2::text[]) AS t(p, e) "
+    "ON CONFLICT (principal_id) DO UPDATE SET "
+    "email = excluded.email, last_seen_at = excluded.last_seen_at"
+)
 _EMAIL: Final = "SELECT email FROM lumid_principals WHERE principal_id = $1"
-# Refresh last_seen_at at most this often per principal and replica.
-_REFRESH_SECONDS: Final = 3600.0
 
 
 class PgPrincipalDirectory:
-    """The `lumid_principals` table, with a per-replica memo that skips repeated writes."""
+    """The `lumid_principals` table."""
 
     def __init__(self, db: PgDatabase) -> None:
         self._db = db
         self._pool = db.pool
-        self._written: dict[str, tuple[str, float]] = {}
 
     def __repr__(self) -> str:
         return f"PgPrincipalDirectory({self._db!r})"
 
     async def record(self, principal_id: str, email: str) -> None:
         """Remember the principal's email (committed when this returns)."""
-        now = time.monotonic()
-        seen = self._written.get(principal_id)
-        if seen is not None and seen[0] == email and now - seen[1] < _REFRESH_SECONDS:
-            return
         await self._pool.execute(_UPSERT, principal_id, email)
-        self._written[principal_id] = (email, now)
+
+    async def record_many(self, emails: Mapping[str, str]) -> None:
+        """Record every principal -> email of `emails` in one statement (all or none)."""
+        if emails:
+            await self._pool.execute(_UPSERT_MANY, list(emails), list(emails.values()))
 
     async def email_for(self, principal_id: str) -> str | None:
         """The principal's last known email, or None (a primary-key read)."""

@@ -141,7 +141,7 @@ class PgGrantStore:
     async def level(self, kind: str, id: str, principal_id: str) -> Level | None:
         """One prepared primary-key read (asyncpg caches the statement per connection).
 
-        Raises `PgStoreError` (a `DatabaseError`) when the server cannot answer.
+        Raises `PgStoreError` (a `lumid_core.errors.StoreError`) when the server cannot answer.
         """
         try:
             value = await self._pool.fetchval(_LEVEL, kind, id, principal_id)

@@ -1,17 +1,15 @@
 """The durable outbox on PostgreSQL: one shared queue, each row delivered once across replicas.
 
-Same method names and row semantics as `lumid_core.outbox.Outbox` (SQLite). What
-differs is claiming: `due()` takes rows with `SELECT ... FOR UPDATE SKIP LOCKED` and
-writes a lease (`claimed_by`, `lease_until`, on the server's clock) in the same
-statement, so two replicas never take the same row; a replica that dies
-mid-delivery holds its rows only until the lease ends (a live replica renews its
-leases), then any replica takes them. `mark()` records the outcome and drops the
-lease; `aclose()` hands back what a stopping replica still holds.
-
-`pending_count()` and `next_due_at()` are synchronous in the SQLite outbox (point
-reads the worker makes in the event loop); here they answer from this replica's
-snapshot, refreshed by every `due()` (two bounded index reads) and adjusted by its
-own outcomes. `count_pending()` and `earliest_due()` ask the server.
+An `OutboxStore` (`lumid_core.outbox.store`), like the SQLite `Outbox`. What differs
+is ownership: a row is leased (`claimed_by`, `lease_until`, on the server's clock) to
+one replica at a time. `add()` inserts its pending rows already leased to the writing
+replica, so a row the sink hands straight to its own worker is owned by it; `due()`
+claims further rows with `SELECT ... FOR UPDATE SKIP LOCKED` (unleased ones, or ones
+this replica already holds), so two replicas never take the same row. A live replica
+renews the leases of rows it holds and has not marked; one that dies mid-delivery
+holds its rows only until the lease ends, then any replica takes them. `mark()` /
+`mark_many()` record outcomes and drop the lease; `aclose()` hands back what a
+stopping replica still holds.
 """
 
 from __future__ import annotations
@@ -20,7 +18,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from typing import Any, Final
 
 from lumid_core.outbox import (
@@ -42,32 +40,33 @@ __all__ = ["PgOutbox"]
 _COLUMNS: Final = (
     "sink, key, state, attempts, created_at, updated_at, reason, payload, hold_on, next_attempt_at"
 )
+# Pending rows start leased to the writing replica ($8 for $9 seconds): the sink hands
+# them to its own worker without a claim, and no other replica may take them meanwhile.
 _ADD: Final = (
-    "INSERT INTO lumid_outbox (sink, key, state, attempts, created_at, updated_at, "
-    "next_attempt_at, hold_on, reason, payload) "
-    "SELECT $1::text, k, s, 0, $2::float8, $2::float8, $2::float8, h, r, p "
+    "INSERT INTO lumid_outbox (sink, key, state, attempts, created_at, updated_at, "  # noqa: S608 (constant SQL)
+    "next_attempt_at, hold_on, reason, payload, claimed_by, lease_until) "
+    "SELECT $1::text, k, s, 0, $2::float8, $2::float8, $2::float8, h, r, p, "
+    "CASE WHEN s = 'pending' THEN $8::text END, "
+    f"CASE WHEN s = 'pending' THEN {NOW} + $9::float8 ELSE 0 END "
     "FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[]) "
     "WITH ORDINALITY AS t(k, s, h, r, p, n) "
-    "ORDER BY n ON CONFLICT (sink, key) DO NOTHING"
+    "ORDER BY n ON CONFLICT (sink, key) DO NOTHING RETURNING key, state"
 )
 _CLAIM: Final = (
     "WITH c AS (SELECT sink, key FROM lumid_outbox WHERE sink = $1 AND state = 'pending' "  # noqa: S608 (constant SQL)
-    f"AND next_attempt_at <= $2 AND lease_until < {NOW} AND NOT (key = ANY($6::text[])) "
+    f"AND next_attempt_at <= $2 AND (lease_until < {NOW} OR claimed_by = $4) "
+    "AND NOT (key = ANY($6::text[])) "
     "ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) "
     f"UPDATE lumid_outbox o SET claimed_by = $4, lease_until = {NOW} + $5 "
     "FROM c WHERE o.sink = c.sink AND o.key = c.key "
     "RETURNING o.sink, o.key, o.state, o.attempts, o.created_at, o.updated_at, o.reason, "
     "o.payload, o.hold_on, o.next_attempt_at"
 )
-# Pending rows, and when the next one can be claimed (its schedule or its lease's end).
-# Both bounded: a count up to `_COUNT_CAP` and an index lookup (lumid_outbox_next), so a
-# claim costs the same with 10 or 10 million rows waiting.
-_COUNT_CAP: Final = 1000
-_SNAPSHOT: Final = (
-    "SELECT (SELECT count(*) FROM (SELECT 1 FROM lumid_outbox WHERE sink = $1 "  # noqa: S608 (constant)
-    f"AND state = 'pending' LIMIT {_COUNT_CAP + 1}) AS capped), "
-    "(SELECT GREATEST(next_attempt_at, lease_until) FROM lumid_outbox WHERE sink = $1 "
-    "AND state = 'pending' ORDER BY GREATEST(next_attempt_at, lease_until) LIMIT 1)"
+# When the next pending row can be claimed (its schedule or its lease's end): one
+# index lookup (lumid_outbox_next), the same cost with 10 or 10 million rows waiting.
+_NEXT: Final = (
+    "SELECT GREATEST(next_attempt_at, lease_until) FROM lumid_outbox WHERE sink = $1 "
+    "AND state = 'pending' ORDER BY GREATEST(next_attempt_at, lease_until) LIMIT 1"
 )
 _COUNT: Final = "SELECT count(*) FROM lumid_outbox WHERE sink = $1 AND state = 'pending'"
 _RENEW: Final = (
@@ -81,10 +80,11 @@ _RELEASE_CLAIMS: Final = (
     "UPDATE lumid_outbox SET claimed_by = NULL, lease_until = 0 "
     "WHERE sink = $1 AND claimed_by = $2 AND state = 'pending'"
 )
-_MARK: Final = (
-    "UPDATE lumid_outbox SET state = $1, attempts = attempts + 1, updated_at = $2, "
-    "next_attempt_at = $3, hold_on = $4, reason = $5, claimed_by = NULL, lease_until = 0 "
-    "WHERE sink = $6 AND key = $7 AND state = 'pending'"
+_MARK_MANY: Final = (
+    "UPDATE lumid_outbox o SET state = t.s, attempts = o.attempts + 1, updated_at = $2, "
+    "next_attempt_at = t.n, hold_on = t.h, reason = t.r, claimed_by = NULL, lease_until = 0 "
+    "FROM unnest($3::text[], $4::text[], $5::float8[], $6::text[], $7::text[]) "
+    "AS t(k, s, n, h, r) WHERE o.sink = $1 AND o.key = t.k AND o.state = 'pending'"
 )
 
 
@@ -115,7 +115,7 @@ def _count(status: str) -> int:
 
 
 class PgOutbox:
-    """The rows of one sink in the shared `lumid_outbox` table."""
+    """The rows of one sink in the shared `lumid_outbox` table (an `OutboxStore`)."""
 
     def __init__(self, db: PgDatabase, sink: str, *, lease_seconds: float = 60.0) -> None:
         if not sink:
@@ -123,38 +123,59 @@ class PgOutbox:
         if lease_seconds <= 0:
             raise ValueError("lease_seconds must be positive")
         self.db = db
-        self.sink = sink
+        self._sink = sink
         self.lease_seconds = lease_seconds
         self._pool = db.pool
-        # None until the first look: never report "nothing pending" before looking.
-        self._pending: int | None = None
-        self._next_due: float | None = None
         self._renewer: asyncio.Task[None] | None = None
         self._closed = False
-        self._snapshots = 0  # bumped by every snapshot taken (see `mark`)
-        self._out: dict[str, float] = {}  # key -> when handed out (monotonic), until marked
+        self._out: dict[str, float] = {}  # key -> when leased here (monotonic), until marked
         self._recent: dict[str, float] = {}  # key -> when marked (monotonic)
 
     def __repr__(self) -> str:
-        return f"PgOutbox({self.sink!r}, {self.db!r})"
+        return f"PgOutbox({self._sink!r}, {self.db!r})"
+
+    @property
+    def sink(self) -> str:
+        """The sink these rows belong to."""
+        return self._sink
 
     # -- adding -----------------------------------------------------------------
 
-    async def add(self, entries: Sequence[NewEntry], *, now: float | None = None) -> None:
+    async def add(self, entries: Sequence[NewEntry], *, now: float | None = None) -> int:
         """Add `entries` in one statement (committed when this returns); a key already
-        present, or repeated in `entries`, keeps its first row."""
+        present, or repeated in `entries`, keeps its first row. Returns the rows inserted.
+
+        The pending ones are leased to this replica (renewed while it lives), so the
+        sink may hand them to this replica's worker without a claim.
+        """
         if not entries:
-            return
+            return 0
         ts = time.time() if now is None else now
         keys, states, holds, reasons, payloads = [], [], [], [], []
         for e in entries:
             keys.append(e.key)
-            states.append("dead" if e.dead else ("held" if e.hold_on is not None else "pending"))
+            states.append(e.state)
             holds.append(e.hold_on)
             reasons.append(e.reason)
             payloads.append(json.dumps(dict(e.payload), separators=(",", ":"), sort_keys=True))
-        await self._pool.execute(_ADD, self.sink, ts, keys, states, holds, reasons, payloads)
-        self._bump(sum(1 for s in states if s == "pending"), ts)
+        rows = await self._pool.fetch(
+            _ADD,
+            self._sink,
+            ts,
+            keys,
+            states,
+            holds,
+            reasons,
+            payloads,
+            self.db.replica_id,
+            self.lease_seconds,
+        )
+        mono = time.monotonic()
+        for r in rows:
+            if r[1] == "pending":
+                self._out[r[0]] = mono
+        self._keep_leases()
+        return len(rows)
 
     # -- the delivery side ------------------------------------------------------
 
@@ -165,39 +186,40 @@ class PgOutbox:
 
         Each returned row is leased to this replica for `lease_seconds`, renewed
         every third of that while the replica lives: no other replica gets it until
-        `mark()`, `aclose()` or the lease's end after this process died. `skip` is
-        accepted for interface parity; claimed rows are never returned twice anyway.
+        `mark()`, `aclose()` or the lease's end after this process died. Rows this
+        replica already holds (e.g. added here) are returned too; `skip` is accepted
+        for interface parity.
         """
         if self._closed:
             return []
         ts = time.time() if now is None else now
         mono = time.monotonic()
         self._recent = {k: t for k, t in self._recent.items() if mono - t < _REMARK_GRACE_SECONDS}
-        async with self._pool.acquire() as conn:
-            rows = await conn.fetch(
-                _CLAIM,
-                self.sink,
-                ts,
-                int(limit),
-                self.db.replica_id,
-                self.lease_seconds,
-                list(self._recent),
-            )
-            snap = await conn.fetchrow(_SNAPSHOT, self.sink)
-        self._remember(snap)
+        rows = await self._pool.fetch(
+            _CLAIM,
+            self._sink,
+            ts,
+            int(limit),
+            self.db.replica_id,
+            self.lease_seconds,
+            list(self._recent),
+        )
         for r in rows:
             self._out[r[1]] = mono
-        if rows and (self._renewer is None or self._renewer.done()):
-            self._renewer = asyncio.create_task(self._renew(), name=f"{self.sink}-leases")
+        self._keep_leases()
         return sorted((_entry(r) for r in rows), key=lambda e: e.next_attempt_at)
 
+    def _keep_leases(self) -> None:
+        if self._out and not self._closed and (self._renewer is None or self._renewer.done()):
+            self._renewer = asyncio.create_task(self._renew(), name=f"{self._sink}-leases")
+
     async def _renew(self) -> None:
-        """While this replica lives, keep the leases on the rows it handed out and has
-        not marked yet.
+        """While this replica lives, keep the leases on the rows it holds and has not
+        marked yet.
 
         A row waiting in this replica's queue (or out on a slow delivery) is not taken
         by another replica; a replica that dies stops renewing, and its leases end. A
-        row out for more than ten leases is let go (its lease ends; any replica, this
+        row held for more than ten leases is let go (its lease ends; any replica, this
         one included, claims it again), so nothing is held forever.
         """
         while not self._closed:
@@ -207,10 +229,10 @@ class PgOutbox:
             mono = time.monotonic()
             self._out = {k: t for k, t in self._out.items() if mono - t < 10 * self.lease_seconds}
             if not self._out:
-                return  # nothing held: the next claim starts a new renewer
+                return  # nothing held: the next add or claim starts a new renewer
             with contextlib.suppress(Exception):  # the next round tries again
                 await self._pool.execute(
-                    _RENEW, self.sink, self.db.replica_id, self.lease_seconds, list(self._out)
+                    _RENEW, self._sink, self.db.replica_id, self.lease_seconds, list(self._out)
                 )
 
     async def aclose(self) -> None:
@@ -223,69 +245,62 @@ class PgOutbox:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         with contextlib.suppress(Exception):
-            await self._pool.execute(_RELEASE_CLAIMS, self.sink, self.db.replica_id)
+            await self._pool.execute(_RELEASE_CLAIMS, self._sink, self.db.replica_id)
 
-    def _bump(self, added: int, due_at: float) -> None:
-        if added and self._pending is not None:
-            self._pending += added
-            self._next_due = due_at if self._next_due is None else min(self._next_due, due_at)
+    async def next_due_at(self) -> float | None:
+        """When the earliest pending row can be claimed (its schedule or its lease's end)."""
+        value = await self._pool.fetchval(_NEXT, self._sink)
+        return None if value is None else float(value)
 
-    def _remember(self, snap: Any) -> None:
-        self._snapshots += 1
-        if snap is not None:
-            self._pending = int(snap[0])
-            self._next_due = None if snap[1] is None else float(snap[1])
+    async def pending_count(self) -> int:
+        """Pending rows of this sink on the server, now (every replica's)."""
+        return int(await self._pool.fetchval(_COUNT, self._sink))
 
-    def next_due_at(self) -> float | None:
-        """When the earliest pending row is due, as of this replica's last claim or mark."""
-        return self._next_due
+    def mark(
+        self, key: str, outcome: Outcome, *, next_attempt_at: float = 0.0
+    ) -> Awaitable[object]:
+        """Record the outcome of one attempt on a pending row and drop its lease (the
+        statement is sent when this is called; await the result for durability)."""
+        return self.mark_many([(key, outcome, next_attempt_at)])
 
-    def pending_count(self) -> int:
-        """Pending rows, as of this replica's last claim, less its outcomes since.
-
-        Exact up to 1,000 (1,001 means "more"); before the first look it answers 1,
-        so a drain never ends before looking. `count_pending` asks the server.
-        """
-        return 1 if self._pending is None else self._pending
-
-    async def count_pending(self) -> int:
-        """Pending rows of this sink on the server, now (exact)."""
-        return int(await self._pool.fetchval(_COUNT, self.sink))
-
-    async def earliest_due(self) -> float | None:
-        """When the earliest pending row is due, on the server, now."""
-        snap = await self._pool.fetchrow(_SNAPSHOT, self.sink)
-        self._remember(snap)
-        return self._next_due
-
-    async def mark(self, key: str, outcome: Outcome, *, next_attempt_at: float = 0.0) -> None:
-        """Record the outcome of one attempt on a pending row and drop its lease."""
+    def mark_many(self, marks: Sequence[tuple[str, Outcome, float]]) -> Awaitable[object]:
+        """Record many outcomes `(key, outcome, next_attempt_at)` in one statement and
+        drop their leases (sent when this is called)."""
         now = time.time()
-        match outcome:
-            case Delivered():
-                args: tuple[Any, ...] = ("delivered", now, now, None, None)
-            case Retry(reason=reason):
-                args = ("pending", now, next_attempt_at, None, reason)
-            case Dead(reason=reason):
-                args = ("dead", now, now, None, reason)
-            case Held(hold_on=hold_on, reason=reason):
-                args = ("held", now, now, hold_on, reason)
-        seen = self._snapshots
-        self._out.pop(key, None)
-        if args[0] == "pending":  # only a retried row can be claimed again
-            self._recent[key] = time.monotonic()
-        status = await self._pool.execute(_MARK, *args, self.sink, key)
-        # A snapshot taken while this ran may already leave the row out: then do not
-        # count it out again (over-counting only delays a drain until the next claim).
-        if args[0] != "pending" and _count(status) and self._pending and seen == self._snapshots:
-            self._pending -= 1
+        keys: list[str] = []
+        states: list[str] = []
+        nexts: list[float] = []
+        holds: list[str | None] = []
+        reasons: list[str | None] = []
+        mono = time.monotonic()
+        for key, outcome, next_at in marks:
+            match outcome:
+                case Delivered():
+                    state, at, hold, reason = "delivered", now, None, None
+                case Retry(reason=why):
+                    state, at, hold, reason = "pending", next_at, None, why
+                case Dead(reason=why):
+                    state, at, hold, reason = "dead", now, None, why
+                case Held(hold_on=hold_on, reason=why):
+                    state, at, hold, reason = "held", now, hold_on, why
+            keys.append(key)
+            states.append(state)
+            nexts.append(at)
+            holds.append(hold)
+            reasons.append(reason)
+            self._out.pop(key, None)
+            if state == "pending":  # only a retried row can be claimed again
+                self._recent[key] = mono
+        return asyncio.ensure_future(
+            self._pool.execute(_MARK_MANY, self._sink, now, keys, states, nexts, holds, reasons)
+        )
 
     async def held_on(self) -> list[str]:
         """The distinct `hold_on` values of held rows."""
         rows = await self._pool.fetch(
             "SELECT DISTINCT hold_on FROM lumid_outbox WHERE sink = $1 AND state = 'held' "
             "AND hold_on IS NOT NULL",
-            self.sink,
+            self._sink,
         )
         return [str(r[0]) for r in rows]
 
@@ -302,11 +317,10 @@ class PgOutbox:
             "UPDATE lumid_outbox SET state = 'pending', next_attempt_at = $1, updated_at = $1, "
             "hold_on = NULL WHERE sink = $2 AND state = 'held' AND hold_on = ANY($3::text[])",
             now,
-            self.sink,
+            self._sink,
             values,
         )
         moved = _count(status)
-        self._bump(moved, now)
         return moved
 
     async def prune_delivered(self, older_than_seconds: float) -> int:
@@ -314,7 +328,7 @@ class PgOutbox:
         cutoff = time.time() - older_than_seconds
         status = await self._pool.execute(
             "DELETE FROM lumid_outbox WHERE sink = $1 AND state = 'delivered' AND updated_at < $2",
-            self.sink,
+            self._sink,
             cutoff,
         )
         return _count(status)
@@ -326,7 +340,7 @@ class PgOutbox:
         rows = await self._pool.fetch(
             "SELECT state, count(*), min(created_at) FROM lumid_outbox WHERE sink = $1 "
             "GROUP BY state",
-            self.sink,
+            self._sink,
         )
         counts = {str(r[0]): int(r[1]) for r in rows}
         oldest = next((r[2] for r in rows if r[0] == "pending"), None)
@@ -348,14 +362,14 @@ class PgOutbox:
             rows = await self._pool.fetch(
                 f"SELECT {_COLUMNS} FROM lumid_outbox WHERE sink = $1 "  # noqa: S608 (fixed column names)
                 "ORDER BY created_at, key LIMIT $2",
-                self.sink,
+                self._sink,
                 max(0, int(limit)),
             )
         else:
             rows = await self._pool.fetch(
                 f"SELECT {_COLUMNS} FROM lumid_outbox WHERE sink = $1 AND state = $2 "  # noqa: S608 (fixed column names)
                 "ORDER BY created_at, key LIMIT $3",
-                self.sink,
+                self._sink,
                 state,
                 max(0, int(limit)),
             )
@@ -365,7 +379,7 @@ class PgOutbox:
         """One row by key, or None."""
         row = await self._pool.fetchrow(
             f"SELECT {_COLUMNS} FROM lumid_outbox WHERE sink = $1 AND key = $2",  # noqa: S608 (fixed column names)
-            self.sink,
+            self._sink,
             key,
         )
         return None if row is None else _entry(row)
@@ -384,9 +398,8 @@ class PgOutbox:
             "WHERE sink = $2 AND state = 'dead'"
         )
         if key is None:
-            status = await self._pool.execute(sql, now, self.sink)
+            status = await self._pool.execute(sql, now, self._sink)
         else:
-            status = await self._pool.execute(sql + " AND key = $3", now, self.sink, key)
+            status = await self._pool.execute(sql + " AND key = $3", now, self._sink, key)
         moved = _count(status)
-        self._bump(moved, now)
         return moved
