@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from lumid_core import Database, DatabaseError, Level, SqliteGrantStore
-from lumid_core.db import ReadOnlyDatabase
+from lumid_core.dbreadonly import ReadOnlyDatabase
 from lumid_core.outbox import Outbox
 
 

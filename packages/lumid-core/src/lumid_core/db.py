@@ -17,6 +17,7 @@ same file while a server runs. A group commit is one hop to the writer's thread
 (a full disk) the original error is reported, not the failed ROLLBACK. A server
 opens with `watch=True`: it records (`dbfile`) the identity of the file it opened for `lumid
 doctor` and logs an ERROR when the path stops naming that file (deleted, replaced).
+The schema and its migrations live in `dbschema`; read-only access in `dbreadonly`.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -35,173 +35,36 @@ import aiosqlite
 
 from . import legacy
 from .dbfile import file_identity, write_server_record
+from .dbschema import (
+    BUSY_TIMEOUT_MS,
+    DB_ENV_VAR,
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    DatabaseError,
+    configure,
+    prepare_file,
+    schema_version,
+)
 from .dbthread import Params, apply_batch, first_column, rollback
-from .errors import StoreError
 
 __all__ = [
+    "BUSY_TIMEOUT_MS",
+    "DB_ENV_VAR",
+    "MIGRATIONS",
     "SCHEMA_VERSION",
     "Database",
     "DatabaseError",
-    "ReadOnlyDatabase",
-    "legacy_layout_problem",
+    "schema_version",
 ]
 
 log = logging.getLogger("lumid_core.db")
 
-DB_ENV_VAR: Final = "LUMID_ACL_DB_PATH"
-BUSY_TIMEOUT_MS: Final = 5000
 POINT_BUSY_TIMEOUT_MS: Final = 1000
 OPEN_BUSY_TIMEOUT_MS: Final = 30_000
 """How long a server's open (and migration, `wait_for_lock=True`) waits for another
 process's write lock; the CLI's opens wait `BUSY_TIMEOUT_MS` like any write."""
 IDENTITY_CHECK_SECONDS: Final = 5.0
 """How often a watched database checks that its file is still the one at its path."""
-
-
-# Each entry migrates the schema from version i to i + 1. Append, never edit.
-MIGRATIONS: Final[tuple[str, ...]] = (
-    """
-    CREATE TABLE grants (
-        kind TEXT NOT NULL,
-        id TEXT NOT NULL,
-        principal_id TEXT NOT NULL,
-        level INTEGER NOT NULL,
-        granted_at REAL NOT NULL,
-        last_seen_at REAL NOT NULL,
-        PRIMARY KEY (kind, id, principal_id)
-    ) WITHOUT ROWID;
-    CREATE INDEX grants_by_principal ON grants (principal_id, kind, level, id);
-    CREATE TABLE principals (
-        principal_id TEXT PRIMARY KEY,
-        email TEXT NOT NULL,
-        last_seen_at REAL NOT NULL
-    ) WITHOUT ROWID;
-    """,
-    # 2: durable outboxes (lumid_core.outbox) and resource -> parent links (a task's
-    # workflow, remembered at register time for billing).
-    """
-    CREATE TABLE outbox (
-        sink TEXT NOT NULL,
-        key TEXT NOT NULL,
-        state TEXT NOT NULL CHECK (state IN ('pending', 'held', 'delivered', 'dead')),
-        attempts INTEGER NOT NULL DEFAULT 0,
-        created_at REAL NOT NULL,
-        updated_at REAL NOT NULL,
-        next_attempt_at REAL NOT NULL,
-        hold_on TEXT,
-        reason TEXT,
-        payload TEXT NOT NULL,
-        PRIMARY KEY (sink, key)
-    ) WITHOUT ROWID;
-    CREATE INDEX outbox_by_state ON outbox (sink, state, next_attempt_at);
-    CREATE TABLE resource_parents (
-        kind TEXT NOT NULL,
-        id TEXT NOT NULL,
-        parent_kind TEXT NOT NULL,
-        parent_id TEXT NOT NULL,
-        recorded_at REAL NOT NULL,
-        PRIMARY KEY (kind, id, parent_kind)
-    ) WITHOUT ROWID;
-    """,
-)
-SCHEMA_VERSION: Final = len(MIGRATIONS)
-
-
-class DatabaseError(StoreError):
-    """The database cannot be opened or used; the message names LUMID_ACL_DB_PATH."""
-
-    variable = DB_ENV_VAR
-
-
-def _configure(conn: sqlite3.Connection, busy_ms: int) -> None:
-    conn.execute(f"PRAGMA busy_timeout = {int(busy_ms)}")
-    conn.execute("PRAGMA foreign_keys = ON")
-
-
-def _prepare_file(
-    path: Path, env_var: str, busy_ms: int = BUSY_TIMEOUT_MS
-) -> legacy.Migrated | None:
-    """Create the parent folder, check the file is a writable SQLite db, migrate it.
-
-    Returns what was imported from a lumid-plugins 0.2.x table (`lumid_core.legacy`),
-    or None. The migration runs before the switch to WAL: in the file's own journal
-    mode a failed migration rolls back to the exact bytes it found.
-    """
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise DatabaseError(
-            f"{env_var}={str(path)!r}: cannot create its folder ({exc.strerror or exc})"
-        ) from None
-    try:
-        conn = sqlite3.connect(path, isolation_level=None, timeout=busy_ms / 1000)
-    except sqlite3.Error as exc:
-        raise DatabaseError(f"{env_var}={str(path)!r}: cannot open the database ({exc})") from None
-    try:
-        _configure(conn, busy_ms)
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-            if version > SCHEMA_VERSION:
-                raise DatabaseError(
-                    f"{env_var}={str(path)!r}: schema version {version} is newer than this "
-                    f"lumid-core understands ({SCHEMA_VERSION}); upgrade lumid-core"
-                )
-            for step in range(version, SCHEMA_VERSION):
-                for statement in MIGRATIONS[step].split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
-            try:
-                imported = legacy.migrate(conn)
-            except legacy.LegacyDataError as exc:
-                raise DatabaseError(
-                    f"{env_var}={str(path)!r}: cannot migrate the lumid-plugins 0.2.x grants: "
-                    f"{exc}; the file was left unchanged (docs/upgrading.md)"
-                ) from None
-            except sqlite3.Error as exc:
-                raise DatabaseError(
-                    f"{env_var}={str(path)!r}: migrating the lumid-plugins 0.2.x grants failed "
-                    f"({exc}); the file was left unchanged"
-                ) from None
-            if version != SCHEMA_VERSION:  # an open with nothing to do writes nothing
-                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:  # a trigger's RAISE(ROLLBACK) already ended it
-                conn.execute("ROLLBACK")
-            raise
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        if str(mode).lower() != "wal":
-            raise DatabaseError(
-                f"{env_var}={str(path)!r}: the database cannot use WAL mode (got {mode!r})"
-            )
-        return imported
-    except DatabaseError:
-        raise
-    except sqlite3.DatabaseError as exc:
-        reason = str(exc)
-        if "not a database" in reason:
-            reason = "the file exists but is not a SQLite database"
-        elif "locked" in reason or "busy" in reason:
-            reason = (
-                f"another process held the database's write lock for more than "
-                f"{busy_ms / 1000:g} s ({exc}; a stopped `lumid acl import`?): "
-                "resume or end it, then start again"
-            )
-        elif "readonly" in reason or "unable to open" in reason:
-            reason = f"the database is not writable ({exc})"
-        raise DatabaseError(f"{env_var}={str(path)!r}: {reason}") from None
-    finally:
-        conn.close()
-
-
-def schema_version(path: Path) -> int:
-    """The schema version stored in the file at `path` (0 for a new file)."""
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        return int(conn.execute("PRAGMA user_version").fetchone()[0])
-    finally:
-        conn.close()
 
 
 class _Write:
@@ -263,7 +126,7 @@ class Database:
         """
         path = Path(path).expanduser()
         busy_ms = OPEN_BUSY_TIMEOUT_MS if watch else BUSY_TIMEOUT_MS
-        imported = await asyncio.to_thread(_prepare_file, path, env_var, busy_ms)
+        imported = await asyncio.to_thread(prepare_file, path, env_var, busy_ms)
         try:
             writer = await aiosqlite.connect(path, isolation_level=None)
             bulk = await aiosqlite.connect(path, isolation_level=None)
@@ -275,7 +138,7 @@ class Database:
         await writer.execute("PRAGMA synchronous = FULL")
         await writer.execute("PRAGMA temp_store = FILE")
         await bulk.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        _configure(point, POINT_BUSY_TIMEOUT_MS)
+        configure(point, POINT_BUSY_TIMEOUT_MS)
         db = cls(path, writer, bulk, point, env_var=env_var)
         db.legacy_migration = imported
         if watch:
@@ -284,6 +147,11 @@ class Database:
         return db
 
     async def close(self) -> None:
+        """Wait for the pending group commit, then close all three connections.
+
+        Also stops the file watcher and removes the server record (`dbfile`) a
+        `watch=True` open wrote. Closing twice is a no-op.
+        """
         if self._closed:
             return
         if self._flusher is not None:
@@ -422,16 +290,20 @@ class Database:
             raise
 
     async def _on_writer[T](self, fn: Callable[..., T], *args: Any) -> T:
-        """Run `fn(sqlite3_connection, *args)` on the writer's thread: one hop, however
-        many statements `fn` runs (aiosqlite's queue; its connection is only ever
-        used from that thread)."""
+        """Run `fn(sqlite3_connection, *args)` on the writer's thread.
+
+        One hop, however many statements `fn` runs (aiosqlite's queue; its connection
+        is only ever used from that thread).
+        """
         conn = self._writer._conn
         result: T = await self._writer._execute(fn, conn, *args)  # type: ignore[no-untyped-call]
         return result
 
     async def _rollback(self) -> None:
-        """ROLLBACK on the writer's thread if a transaction is open; never raises
-        sqlite's error (the caller's original error is the one to report)."""
+        """ROLLBACK on the writer's thread if a transaction is open.
+
+        Never raises sqlite's error (the caller's original error is the one to report).
+        """
         await self._on_writer(rollback)
 
     async def transaction[T](self, work: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
@@ -476,158 +348,3 @@ def _fail(future: asyncio.Future[Any], exc: BaseException) -> None:
             future.set_exception(DatabaseError(f"{DB_ENV_VAR}: write failed ({exc})"))
         else:
             future.set_exception(exc)
-
-
-# -- read-only access (the `lumid` CLI's reading commands, `lumid doctor`) -------------
-
-READ_ONLY_BUSY_TIMEOUT_MS: Final = 2000
-"""A read-only reader waits at most this long (WAL readers never wait for a writer;
-only a rollback-journal file being committed can make one wait)."""
-
-
-def legacy_layout_problem(conn: sqlite3.Connection) -> str | None:
-    """Why a file in an older layout cannot be read as it is, or None when it can.
-
-    A lumid-plugins 0.2.x `acl_grants` table with rows in it (`lumid_core.legacy`)
-    is migrated only by a writable open (the server's, or a writing `lumid`
-    command's): until then those grants are not in `grants`, so a read would
-    silently leave them out.
-    """
-    pending = legacy.status(conn).pending_rows
-    if pending:
-        return (
-            f"holds {pending} grants in the lumid-plugins 0.2.x table "
-            f"{legacy.LEGACY_TABLE} that are not migrated yet (the server migrates them "
-            "on its next start, as does a writing command such as `lumid acl grant`); "
-            "reading commands only read, see `lumid doctor` and docs/upgrading.md"
-        )
-    return None
-
-
-def _read_only_uri(path: Path) -> str:
-    """`mode=ro`; on a read-only mount with no `-shm` file beside a WAL database
-    (SQLite cannot create one there) `immutable=1`, as nothing can write it either."""
-    from urllib.parse import quote
-
-    uri = f"file:{quote(str(path.resolve()))}?mode=ro"
-    try:
-        probe = sqlite3.connect(uri, uri=True)
-        try:
-            probe.execute("SELECT count(*) FROM sqlite_master").fetchone()
-        finally:
-            probe.close()
-    except sqlite3.Error as exc:  # anything else: the caller's open reports it
-        if "unable to open" in str(exc) and not os.access(path.parent, os.W_OK):
-            return uri + "&immutable=1"
-    return uri
-
-
-def _check_read_only(
-    path: Path, env_var: str, legacy_ok: bool = False
-) -> tuple[int, frozenset[str]]:
-    """(schema version, table names) of the file, opened read-only; `DatabaseError` if
-    it is missing, not a database, newer than this code or in a layout to migrate."""
-    where = f"{env_var}={str(path)!r}"
-    if not path.is_file():
-        raise DatabaseError(
-            f"{where}: no database there (the server creates it on its first start; check the path)"
-        )
-    try:
-        conn = sqlite3.connect(_read_only_uri(path), uri=True, isolation_level=None)
-    except sqlite3.Error as exc:
-        raise DatabaseError(f"{where}: cannot open the database read-only ({exc})") from None
-    try:
-        conn.execute(f"PRAGMA busy_timeout = {READ_ONLY_BUSY_TIMEOUT_MS}")
-        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-        tables = frozenset(
-            str(r[0]) for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-        )
-        problem = None if legacy_ok else legacy_layout_problem(conn)
-    except sqlite3.DatabaseError as exc:
-        reason = str(exc)
-        if "not a database" in reason:
-            reason = "the file exists but is not a SQLite database"
-        raise DatabaseError(f"{where}: cannot read it ({reason})") from None
-    finally:
-        conn.close()
-    if version > SCHEMA_VERSION:
-        raise DatabaseError(
-            f"{where}: schema version {version} is newer than this lumid-core understands "
-            f"({SCHEMA_VERSION}); upgrade lumid-core"
-        )
-    if problem is not None:
-        raise DatabaseError(f"{where}: {problem}")
-    return version, tables
-
-
-class ReadOnlyDatabase(Database):
-    """A `Database` opened read-only: no migration, no WAL switch, no write lock ever.
-
-    Opened with a `mode=ro` URI, so it works on a read-only mount, a `chmod 0444`
-    snapshot or backup, and never contends with a server writing the same file.
-    An older schema is read as it is: `schema_version` and `tables` say what is there.
-    Every write method raises `DatabaseError`.
-    """
-
-    def __init__(
-        self,
-        path: Path,
-        bulk: aiosqlite.Connection,
-        point: sqlite3.Connection,
-        *,
-        schema_version: int,
-        tables: frozenset[str],
-        env_var: str,
-    ) -> None:
-        super().__init__(path, bulk, bulk, point, env_var=env_var)
-        self.schema_version = schema_version
-        self.tables = tables
-        self._env_var = env_var
-
-    @classmethod
-    async def open_read_only(
-        cls, path: Path | str, *, env_var: str = DB_ENV_VAR, legacy_ok: bool = False
-    ) -> ReadOnlyDatabase:
-        """Open the existing database at `path` read-only.
-
-        Raises `DatabaseError` naming `env_var` when there is no database there, it is
-        not one, its schema is newer than this code, or it needs a server-side migration
-        before it can be read (`legacy_layout_problem`; `legacy_ok` reads it anyway, for
-        a caller that reports the pending migration itself, as `lumid doctor` does).
-        """
-        path = Path(path).expanduser()
-        version, tables = await asyncio.to_thread(_check_read_only, path, env_var, legacy_ok)
-        uri = _read_only_uri(path)
-        try:
-            bulk = await aiosqlite.connect(uri, uri=True, isolation_level=None)
-            point = sqlite3.connect(uri, uri=True, isolation_level=None)
-        except sqlite3.Error as exc:
-            raise DatabaseError(f"{env_var}={str(path)!r}: cannot open ({exc})") from None
-        await bulk.execute(f"PRAGMA busy_timeout = {READ_ONLY_BUSY_TIMEOUT_MS}")
-        point.execute(f"PRAGMA busy_timeout = {READ_ONLY_BUSY_TIMEOUT_MS}")
-        return cls(path, bulk, point, schema_version=version, tables=tables, env_var=env_var)
-
-    def require_table(self, table: str, what: str) -> None:
-        """Raise `DatabaseError` when `table` (holding `what`) is not in this file yet."""
-        if table not in self.tables:
-            raise DatabaseError(
-                f"{self._env_var}={str(self.path)!r}: schema v{self.schema_version} has no "
-                f"{what} yet (the server adds it, migrating to v{SCHEMA_VERSION}, on its "
-                "next start)"
-            )
-
-    def _refuse(self) -> DatabaseError:
-        return DatabaseError(f"{self._env_var}={str(self.path)!r}: opened read-only")
-
-    def write(self, sql: str, params: Params = ()) -> Awaitable[int]:
-        raise self._refuse()
-
-    async def transaction[T](self, work: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
-        raise self._refuse()
-
-    async def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        self._point.close()
-        await self._bulk.close()

@@ -41,8 +41,11 @@ def servers_dir(path: Path) -> Path:
 def write_server_record(
     path: Path, identity: FileIdentity, opened_at: float, env_var: str
 ) -> Path | None:
-    """Record, for `lumid doctor`, that this process opened the file `identity` at
-    `path`; returns the record (the caller removes it at close), None if it cannot."""
+    """Record, for `lumid doctor`, that this process opened the file `identity` at `path`.
+
+    Returns the record's path (the caller removes it at close), or None if it cannot
+    be written.
+    """
     folder = servers_dir(path)
     record = folder / f"{socket.gethostname()}-{os.getpid()}.json"
     doc = {

@@ -13,14 +13,18 @@ Params = Sequence[Any]
 
 
 def rollback(conn: sqlite3.Connection) -> None:
-    """Roll back if a transaction is open; never raises (SQLite may have rolled back
-    already, e.g. on a full disk: the caller keeps the original error)."""
+    """Roll back if a transaction is open.
+
+    Never raises (SQLite may have rolled back already, e.g. on a full disk: the
+    caller keeps the original error).
+    """
     if conn.in_transaction:
         with contextlib.suppress(sqlite3.Error):
             conn.execute("ROLLBACK")
 
 
 def first_column(conn: sqlite3.Connection, sql: str, params: Params) -> list[Any]:
+    """Run the query `sql` on `conn` and return the first column of every row."""
     cursor = conn.execute(sql, params)
     try:
         return [row[0] for row in cursor]
@@ -33,8 +37,12 @@ def _busy(exc: sqlite3.Error) -> bool:
 
 
 def apply_batch(conn: sqlite3.Connection, stmts: list[tuple[str, Params]]) -> list[int | Exception]:
-    """Apply `stmts` in one transaction on the writer's thread: a row count per
-    statement, or the error that statement (or the whole transaction) met."""
+    """Apply `stmts` in one transaction on the writer's thread.
+
+    Returns, per statement, its row count or the error that statement (or the whole
+    transaction) met. When one statement fails, the others are retried one by one so
+    a bad statement does not fail its neighbours; a busy/locked error fails the rest.
+    """
     if len(stmts) == 1 and not conn.in_transaction:
         # One statement is its own transaction (autocommit): one call into SQLite, so
         # the thread gives the GIL away (and waits to get it back) as little as can be.

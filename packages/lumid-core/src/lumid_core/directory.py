@@ -51,6 +51,8 @@ log = logging.getLogger("lumid_core.directory")
 
 @runtime_checkable
 class PrincipalDirectory(Protocol):
+    """Where identity records, and billing reads back, each principal's email."""
+
     async def record(self, principal_id: str, email: str) -> None:
         """Remember (durably, where the implementation can) the principal's email."""
         ...
@@ -67,9 +69,11 @@ class MemoryPrincipalDirectory:
         self._emails: dict[str, str] = {}
 
     async def record(self, principal_id: str, email: str) -> None:
+        """Remember the principal's email in this process's memory only."""
         self._emails[principal_id] = email
 
     async def email_for(self, principal_id: str) -> str | None:
+        """The email last recorded in this process for the principal, or None."""
         return self._emails.get(principal_id)
 
 
@@ -84,6 +88,7 @@ class SqlitePrincipalDirectory:
         self._db = db
 
     async def record(self, principal_id: str, email: str) -> None:
+        """Upsert the principal's email and last-seen time; returns once it is durable."""
         await self._db.write(_UPSERT, (principal_id, email, time.time()))
 
     async def record_many(self, emails: Mapping[str, str]) -> None:
@@ -97,6 +102,7 @@ class SqlitePrincipalDirectory:
         await self._db.transaction(work)
 
     async def email_for(self, principal_id: str) -> str | None:
+        """The principal's email from the `principals` table, or None if never recorded."""
         row = self._db.read_one(
             "SELECT email FROM principals WHERE principal_id = ?", (principal_id,)
         )

@@ -29,8 +29,9 @@ import httpx
 from lumid_hooks import PrincipalContext
 
 from . import legacy
-from .db import SCHEMA_VERSION, Database, DatabaseError, ReadOnlyDatabase
+from .db import SCHEMA_VERSION, Database, DatabaseError
 from .dbfile import file_identity, servers_dir
+from .dbreadonly import ReadOnlyDatabase
 from .errors import LumidError
 from .hosts import DOCTOR_GROUP, KNOWN_HOSTS, installed_hosts
 from .introspection import Failure, IntrospectionError, introspect

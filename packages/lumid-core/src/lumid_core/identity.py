@@ -91,6 +91,13 @@ class LumIdIdentityProvider:
         return len(self._cache)
 
     async def resolve(self, raw_token: str, logger: logging.Logger) -> PrincipalContext | None:
+        """The principal a bearer token stands for, or None when lum.id does not vouch for it.
+
+        None for an empty or over-long token (`LUMID_MAX_TOKEN_BYTES`) and for a token
+        lum.id reports inactive, expired or without a subject. Raises `HTTPException` 503
+        (with `Retry-After`) when lum.id gives no clean verdict: unreachable, timed
+        out, no introspection slot free in time, or a malformed reply.
+        """
         # The hit path: one hash, one dict lookup, a coarse clock. Only tokens that
         # passed every check on the miss path are cached, so a hit needs no more.
         if not raw_token or len(raw_token) > self._max_token:

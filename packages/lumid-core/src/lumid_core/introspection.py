@@ -173,9 +173,12 @@ async def introspect(
     max_bytes: int,
     wall_clock: Callable[[], float] = time.time,
 ) -> Verdict:
-    """`POST url` with the token as form field `token`; the whole exchange within
-    `deadline`, the reply at most `max_bytes`. Raises `IntrospectionError` (never
-    holding the token) when lum.id gives no clean verdict."""
+    """`POST url` with the token as form field `token` and decode lum.id's verdict.
+
+    The whole exchange must finish within `deadline` seconds and the reply be at most
+    `max_bytes`. Raises `IntrospectionError` (never holding the token) when lum.id
+    gives no clean verdict.
+    """
     try:
         reply = await exchange(
             client, "POST", url, deadline=deadline, max_bytes=max_bytes, data={"token": token}

@@ -33,6 +33,12 @@ class Registrar:
     async def register(
         self, principal: PrincipalContext, resource: ResourceRef, logger: logging.Logger
     ) -> None:
+        """Give the creator `principal` WRITE on `resource`, durably before returning.
+
+        A resource without an id is ignored (logged). Raises `HTTPException` 422 when
+        the id is longer than `MAX_ID_BYTES` (UTF-8), and 503 with `Retry-After`
+        when the store cannot be reached.
+        """
         if resource.id is None:
             logger.info("%s: register of a %s without id ignored", self.name, resource.kind)
             return
@@ -55,6 +61,10 @@ class Registrar:
     async def deregister(
         self, principal: PrincipalContext, resource: ResourceRef, logger: logging.Logger
     ) -> None:
+        """Drop every grant on `resource`, which is gone (a resource without an id is ignored).
+
+        Raises `HTTPException` 503 with `Retry-After` when the store cannot be reached.
+        """
         if resource.id is None:
             logger.info("%s: deregister of a %s without id ignored", self.name, resource.kind)
             return
@@ -66,6 +76,11 @@ class Registrar:
         )
 
     async def reconcile(self, resources: Collection[ResourceRef], logger: logging.Logger) -> None:
+        """Sweep the grants of resources the host no longer lists (`GrantStore.reconcile`).
+
+        `resources` is the host's full list of live resources; only the kinds it
+        contains are swept, and the result is logged at INFO.
+        """
         result = await self._store.reconcile((r.kind, r.id) for r in resources if r.id is not None)
         if result.kinds:
             logger.info(

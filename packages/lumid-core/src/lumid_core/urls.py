@@ -53,8 +53,11 @@ class UrlError(LumidError, ValueError):
 
 
 class UrlPartRefused(UrlError):
-    """The URL is well formed but has a part its setting refuses (credentials, query,
-    fragment): the caller may say where that part belongs instead."""
+    """The URL is well formed but has a part its setting refuses.
+
+    The part is credentials, a query or a fragment: the caller may say where that
+    part belongs instead.
+    """
 
 
 def _check_host(host: str) -> str:
@@ -117,9 +120,11 @@ def check_url(
     query: bool = False,
     keep_trailing_slash: bool = False,
 ) -> str:
-    """Return `value` stripped of surrounding blanks (and of trailing slashes unless
-    `keep_trailing_slash`) once it is a URL with one of `schemes`, a valid host and
-    port, and only RFC 3986 characters; raise `UrlError` saying what is wrong.
+    """Return `value`, stripped, once it is an acceptable URL; raise `UrlError` if not.
+
+    Acceptable: one of `schemes`, a valid host and port, and only RFC 3986
+    characters. Surrounding blanks are stripped, and trailing slashes unless
+    `keep_trailing_slash`. The `UrlError` says what is wrong.
 
     `credentials` allows a `user:password@` part, `query` a `?query`; a `#fragment`
     is never allowed (a client never sends it). The error never repeats the value.
@@ -177,6 +182,8 @@ def is_loopback_host(host: str) -> bool:
 
 
 def is_cleartext_remote(url: str) -> bool:
-    """Whether a URL `check_url` accepted would send a credential unencrypted off-host:
-    `http://` to anything but a loopback host."""
+    """Whether a URL `check_url` accepted would send a credential unencrypted off-host.
+
+    True for `http://` to anything but a loopback host.
+    """
     return urlsplit(url).scheme.lower() == "http" and not is_loopback_host(host_of(url))

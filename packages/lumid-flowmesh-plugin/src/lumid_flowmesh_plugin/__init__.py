@@ -1,5 +1,7 @@
-"""lum.id for FlowMesh: identity, ownership-based authorization, durable Runmesh
-billing and supplier attribution.
+"""lum.id for FlowMesh: identity, authorization, durable billing and supplier attribution.
+
+Identity through lum.id, ownership-based authorization, durable Runmesh billing
+with a balance guard, and supplier attribution.
 
 FlowMesh loads it with `FLOWMESH_PLUGINS=lumid_flowmesh_plugin` and calls
 `install()`, an async context manager yielding `flowmesh_hook.BaseBindings`.

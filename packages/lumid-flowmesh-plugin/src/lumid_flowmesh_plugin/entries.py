@@ -42,6 +42,7 @@ _BODY_FIELDS: Final = (
 
 
 def text(value: object) -> str:
+    """`value` as text for a Runmesh body field ("" for None)."""
     return "" if value is None else str(value)
 
 

@@ -49,6 +49,12 @@ class BalanceGuard:
         return f"BalanceGuard(name={self.name!r})"
 
     async def check(self, principal: PrincipalContext, logger: logging.Logger) -> None:
+        """Raise a 402 when Runmesh says the submitter's balance is short.
+
+        Principals of another org and principals with no known email pass unchecked.
+        Fails open: a Runmesh outage, a slow answer or a database fault lets the
+        submission through (logged, rate-limited).
+        """
         if principal.org_id != self._org_id:
             return
         try:

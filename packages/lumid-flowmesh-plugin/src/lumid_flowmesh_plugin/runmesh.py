@@ -51,12 +51,16 @@ class RunmeshUnavailable(UpstreamError):
 
 @dataclass(frozen=True)
 class Balance:
+    """Runmesh's answer to a balance check: enough or not, and the balance as sent."""
+
     sufficient: bool
     balance: str
 
 
 @dataclass(frozen=True)
 class ProbeResult:
+    """What `lumid doctor` learnt from probing Runmesh: usable or not, and why."""
+
     ok: bool
     detail: str
 
@@ -122,6 +126,7 @@ class RunmeshClient:
         return f"RunmeshClient(base_url={self.base_url!r})"
 
     async def aclose(self) -> None:
+        """Close both connection pools (delivery and balance checks)."""
         await self._delivery.aclose()
         await self._guard.aclose()
 

@@ -9,21 +9,12 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import AfterValidator, BeforeValidator, Field, SecretStr
+from pydantic import BeforeValidator, Field, SecretStr
 
+from lumid_core.credentials import header_secret
 from lumid_core.settings import LumidSettings, url_validator
 
 __all__ = ["FlowMeshSettings"]
-
-
-def _header_safe(value: SecretStr | None) -> SecretStr | None:
-    # h11 echoes an illegal header value in its exception message, which would put
-    # the secret into retry reasons and log lines; refuse it here, without the value.
-    if value is not None and not all(
-        c == "\t" or " " <= c <= "~" for c in value.get_secret_value().strip()
-    ):
-        raise ValueError("must be printable ASCII (it is sent as an HTTP header)")
-    return value
 
 
 _OFF_WORDS = frozenset({"off", "0", "false", "no"})
@@ -50,7 +41,9 @@ class FlowMeshSettings(LumidSettings):
         ]
         | None
     ) = None
-    flowmesh_bridge_secret: Annotated[SecretStr | None, AfterValidator(_header_safe)] = None
+    flowmesh_bridge_secret: Annotated[
+        SecretStr | None, header_secret(spaces=True, sent_as="an HTTP header")
+    ] = None
     lumid_balance_guard: Annotated[
         str, BeforeValidator(_guard_word), Field(max_length=64, pattern=r"^[ -~]*$")
     ] = "off"
@@ -85,6 +78,7 @@ class FlowMeshSettings(LumidSettings):
 
     @property
     def billing_enabled(self) -> bool:
+        """Billing is on when both RUNMESH_BILLING_BASE_URL and FLOWMESH_BRIDGE_SECRET are set."""
         return bool(self.runmesh_billing_base_url) and bool(self.bridge_secret)
 
     @property
@@ -103,8 +97,10 @@ class FlowMeshSettings(LumidSettings):
 
     @property
     def balance_guard_note(self) -> str | None:
-        """Why LUMID_BALANCE_GUARD's value reads as off although it is not a spelling
-        of off (0.2.x's meaning, kept), or None."""
+        """Why LUMID_BALANCE_GUARD reads as off although it is no spelling of off, or None.
+
+        Every value but `on` means off, as in lumid-plugins 0.2.x.
+        """
         word = self.lumid_balance_guard
         if word == "on" or word in _OFF_WORDS or not word:
             return None
@@ -115,4 +111,5 @@ class FlowMeshSettings(LumidSettings):
 
     @property
     def guard_enabled(self) -> bool:
+        """The balance guard runs: billing is on and LUMID_BALANCE_GUARD is `on`."""
         return self.billing_enabled and self.lumid_balance_guard == "on"

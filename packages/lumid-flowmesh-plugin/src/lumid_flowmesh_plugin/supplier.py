@@ -21,6 +21,7 @@ class NamespaceSupplierResolver:
         return f"NamespaceSupplierResolver(name={self.name!r})"
 
     def resolve(self, worker: WorkerView) -> str | None:
+        """The worker's namespace as its supplier id, or None; never raises or blocks."""
         try:
             namespace = getattr(worker, "namespace", None)
             if not isinstance(namespace, str):

@@ -30,11 +30,14 @@ PLUGINS_VAR: Final = "LUMILAKE_PLUGINS"
 
 
 class LumilakeDoctor:
+    """`lumid doctor --host lumilake`: the optimizer, the plugin list and the old db path."""
+
     host = "lumilake"
     settings_class = LumilakeSettings
     policy = LUMILAKE_POLICY
 
     async def checks(self, ctx: DoctorContext) -> Sequence[Check]:
+        """The Lumilake-specific checks, after the core's shared ones."""
         settings = ctx.settings
         if not isinstance(settings, LumilakeSettings):  # pragma: no cover - core's contract
             raise TypeError("lumid doctor passed settings of the wrong class")

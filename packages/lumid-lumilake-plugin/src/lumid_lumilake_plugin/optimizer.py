@@ -286,10 +286,15 @@ class RemoteOptimizerProvider:
                 )
 
     def list_optimizers(self) -> list[str]:
+        """The remote catalog's optimizer names (fetched once, then cached)."""
         self._ensure_loaded()
         return list(self._names)
 
     def create_optimizer(self, optimizer_type: str, **kwargs: Any) -> OptimizerHandle:
+        """A handle scheduling on the remote service, matched case-insensitively.
+
+        Extra keyword arguments (e.g. `logger=`) are accepted and ignored.
+        """
         del kwargs  # e.g. logger=: the remote service does the work
         self._ensure_loaded()
         original = self._by_lower.get(optimizer_type.lower())

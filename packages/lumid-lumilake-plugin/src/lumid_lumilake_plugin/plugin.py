@@ -1,4 +1,6 @@
-"""What `install()` returns: one object for each shape Lumilake's loader accepts.
+"""`install()`: what Lumilake's loader calls (`LUMILAKE_PLUGINS=lumid_lumilake_plugin`).
+
+What it returns is one object for each shape Lumilake's loader accepts:
 
 - entered as an async context manager (Lumilake's server: entered on the
   lifespan's exit stack, exited at shutdown): opens the core runtime (grant
@@ -35,7 +37,7 @@ from lumid_hooks import (
 )
 from lumilake_hook import BaseBindings, OptimizerProvider
 
-from lumid_core import PermissionEngine
+from lumid_core import PermissionEngine, load_settings
 from lumid_core.runtime import open_runtime
 
 from .optimizer import CATALOG_PATH, CatalogError, RemoteOptimizerProvider, fetch_optimizer_catalog
@@ -43,9 +45,19 @@ from .permissions import LumilakePermissions
 from .policy import LUMILAKE_POLICY
 from .settings import LumilakeSettings
 
-__all__ = ["PLUGIN", "LumilakeInstall", "NotEntered", "ignored_db_warning"]
+__all__ = ["PLUGIN", "LumilakeInstall", "NotEntered", "ignored_db_warning", "install", "logger"]
 
 PLUGIN: Final = "lumid_lumilake_plugin"
+logger = logging.getLogger(PLUGIN)
+
+
+def install() -> LumilakeInstall:
+    """Validate the settings and return the (not yet opened) plugin.
+
+    Raises `lumid_core.SettingsError` naming the variable at fault. Opens nothing:
+    Lumilake enters the result (or awaits it, or reads it as plain bindings).
+    """
+    return LumilakeInstall(load_settings(LumilakeSettings), logger)
 
 
 class NotEntered:

@@ -24,51 +24,40 @@ from lumilake_hook import ResourceAction, ResourceKind
 
 from lumid_core import Policy
 
-__all__ = [
-    "ADMIN_SCOPES",
-    "KIND_SCOPES",
-    "LUMILAKE_POLICY",
-    "build_policy",
-]
+__all__ = ["ADMIN_SCOPES", "ARTIFACT", "JOB", "KIND_SCOPES", "LUMILAKE_POLICY", "OBJECT_PREFIX"]
 
-JOB: Final = ResourceKind.JOB.value
-TRACE: Final = ResourceKind.TRACE.value
-ARTIFACT: Final = ResourceKind.ARTIFACT.value
-WORKER: Final = ResourceKind.WORKER.value
-TABLE: Final = ResourceKind.TABLE.value
-OBJECT_PREFIX: Final = ResourceKind.OBJECT_PREFIX.value
-READ: Final = ResourceAction.READ.value
-WRITE: Final = ResourceAction.WRITE.value
-CANCEL: Final = ResourceAction.CANCEL.value
+ADMIN_SCOPES: Final = frozenset({"*", "lumilake:*", "lumilake:admin"})
 
-ADMIN_SCOPES: Final = ("*", "lumilake:*", "lumilake:admin")
+_K = ResourceKind
+_A = ResourceAction
+
+# The kinds the permissions adapter resolves through other grants (permissions.py).
+JOB: Final = str(_K.JOB)
+ARTIFACT: Final = str(_K.ARTIFACT)
+OBJECT_PREFIX: Final = str(_K.OBJECT_PREFIX)
 
 # lum.id's documented names first, then the earlier plugin's.
-_SUBMIT: Final = ("lumilake:jobs:submit", "lumilake:jobs:write")
-_CANCEL: Final = ("lumilake:jobs:cancel",)
-_JOB_READ: Final = (*_SUBMIT, *_CANCEL, "lumilake:jobs:read")
+_SUBMIT: Final = frozenset({"lumilake:jobs:submit", "lumilake:jobs:write"})
+_CANCEL: Final = frozenset({"lumilake:jobs:cancel"})
+# Whoever may submit or cancel a job may see it.
+_JOB_READ: Final = _SUBMIT | _CANCEL | {"lumilake:jobs:read"}
 
-KIND_SCOPES: Final[dict[tuple[str, str], tuple[str, ...]]] = {
-    (JOB, READ): _JOB_READ,
-    (JOB, WRITE): _SUBMIT,
-    (JOB, CANCEL): _CANCEL,
-    (ARTIFACT, READ): _JOB_READ,
-    (TRACE, READ): ("lumilake:trace:read", "lumilake:jobs:read"),
-    (WORKER, READ): ("lumilake:workers:read",),
-    (TABLE, READ): (*_SUBMIT, "lumilake:metadata:write"),
-    (TABLE, WRITE): (*_SUBMIT, "lumilake:metadata:write"),
-    (OBJECT_PREFIX, READ): _SUBMIT,
-    (OBJECT_PREFIX, WRITE): _SUBMIT,
+KIND_SCOPES: Final[dict[tuple[str, str], frozenset[str]]] = {
+    (_K.JOB, _A.READ): _JOB_READ,
+    (_K.JOB, _A.WRITE): _SUBMIT,
+    (_K.JOB, _A.CANCEL): _CANCEL,
+    (_K.ARTIFACT, _A.READ): _JOB_READ,
+    (_K.TRACE, _A.READ): frozenset({"lumilake:trace:read", "lumilake:jobs:read"}),
+    (_K.WORKER, _A.READ): frozenset({"lumilake:workers:read"}),
+    (_K.TABLE, _A.READ): _SUBMIT | {"lumilake:metadata:write"},
+    (_K.TABLE, _A.WRITE): _SUBMIT | {"lumilake:metadata:write"},
+    (_K.OBJECT_PREFIX, _A.READ): _SUBMIT,
+    (_K.OBJECT_PREFIX, _A.WRITE): _SUBMIT,
 }
 
-
-def build_policy() -> Policy:
-    return Policy.build(
-        kinds=[k.value for k in ResourceKind],
-        admin_scopes=ADMIN_SCOPES,
-        kind_scopes=KIND_SCOPES,
-        fleet_kinds=[WORKER],
-    )
-
-
-LUMILAKE_POLICY: Final = build_policy()
+LUMILAKE_POLICY: Final = Policy.build(
+    kinds=[str(k) for k in ResourceKind],
+    admin_scopes=ADMIN_SCOPES,
+    kind_scopes={(str(k), str(a)): v for (k, a), v in KIND_SCOPES.items()},
+    fleet_kinds=[str(_K.WORKER)],
+)

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from lumilake_hook import validate_remote_url
 from pydantic import AfterValidator, Field, SecretStr, model_validator
 
+from lumid_core.credentials import header_secret
 from lumid_core.settings import INSECURE_HTTP_VAR, LumidSettings, url_validator
 
 __all__ = ["LumilakeSettings"]
@@ -30,18 +31,6 @@ def _hook_rule(value: str) -> str:
         ) from None
 
 
-def _bearer_safe(value: SecretStr | None) -> SecretStr | None:
-    # Surrounding whitespace (a secret file's newline) is dropped. Anything else that
-    # is not visible ASCII cannot be a bearer: h11 would echo it in an error message
-    # (logged) and a non-ASCII one would raise outside httpx's errors on entering.
-    if value is None:
-        return None
-    token = value.get_secret_value().strip()
-    if not all("!" <= c <= "~" for c in token):
-        raise ValueError("must be visible ASCII without spaces (it is sent as a bearer)")
-    return SecretStr(token)
-
-
 class LumilakeSettings(LumidSettings):
     """Environment of the Lumilake plugin (docs/lumilake.md lists every variable)."""
 
@@ -55,7 +44,9 @@ class LumilakeSettings(LumidSettings):
     ) = None
     """Base URL of a remote Lumilake whose optimizers this server offers; unset = off."""
 
-    lumilake_runtime_token: Annotated[SecretStr | None, AfterValidator(_bearer_safe)] = None
+    lumilake_runtime_token: Annotated[
+        SecretStr | None, header_secret(spaces=False, sent_as="a bearer")
+    ] = None
     """Lumilake's service credential: sent only with the install-time catalog request."""
 
     lumilake_remote_optimizer_timeout_seconds: Annotated[float, Field(gt=0, le=3600)] = 300.0
@@ -84,8 +75,11 @@ class LumilakeSettings(LumidSettings):
 
     @property
     def ignored_legacy_db_path(self) -> Path | None:
-        """LUMID_LUMILAKE_ACL_DB_PATH when it names another file than the one in use
-        (LUMID_ACL_DB_PATH is set too): its 0.2.x grants are neither used nor migrated."""
+        """LUMID_LUMILAKE_ACL_DB_PATH when it names another file than the one in use.
+
+        That is when LUMID_ACL_DB_PATH is set too: the old file's 0.2.x grants are
+        then neither used nor migrated.
+        """
         old = self.lumid_lumilake_acl_db_path
         if old is None or old.expanduser() == self.lumid_acl_db_path.expanduser():
             return None

@@ -16,7 +16,8 @@ from lumid_core.environ import DEFAULT_ACL_DB_PATH, env_setting
 from ._errors import CliError
 
 if TYPE_CHECKING:  # the database layer is imported when a command runs, not for --help
-    from lumid_core.db import Database, ReadOnlyDatabase
+    from lumid_core.db import Database
+    from lumid_core.dbreadonly import ReadOnlyDatabase
 
 __all__ = ["DB_ENV_VAR", "DbLocation", "add_db_option", "locate_db", "open_db", "open_db_read_only"]
 
@@ -117,7 +118,8 @@ async def open_db_read_only(where: DbLocation, *, needs: str) -> AsyncIterator[R
     Raises:
         CliError: when the file cannot be opened read-only or lacks `needs`.
     """
-    from lumid_core.db import DatabaseError, ReadOnlyDatabase
+    from lumid_core.db import DatabaseError
+    from lumid_core.dbreadonly import ReadOnlyDatabase
 
     try:
         db = await ReadOnlyDatabase.open_read_only(where.path, env_var=where.source)

@@ -89,9 +89,11 @@ class Outbox:
     # -- adding -----------------------------------------------------------------
 
     async def add(self, entries: Sequence[NewEntry], *, now: float | None = None) -> int:
-        """Durably add `entries` in one transaction (one group commit); keys already
-        present are left as they are. Returns once the rows are on disk, with the
-        number of rows inserted."""
+        """Durably add `entries` in one transaction (one group commit).
+
+        Keys already present are left as they are. Returns once the rows are on disk,
+        with the number of rows inserted.
+        """
         if not entries:
             return 0
         ts = time.time() if now is None else now
@@ -162,8 +164,10 @@ class Outbox:
         return self.db.write(_MARK, (*args, self._sink, key))
 
     def mark_many(self, marks: Sequence[tuple[str, Outcome, float]]) -> Awaitable[object]:
-        """Record many outcomes `(key, outcome, next_attempt_at)` in one group commit;
-        the delivered ones in one statement per 500 keys."""
+        """Record many outcomes `(key, outcome, next_attempt_at)` in one group commit.
+
+        The delivered ones are marked in one statement per 500 keys.
+        """
         now = time.time()
         delivered = [key for key, outcome, _ in marks if isinstance(outcome, Delivered)]
         writes = [

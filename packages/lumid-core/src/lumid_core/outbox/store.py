@@ -55,8 +55,10 @@ class OutboxStore(Protocol):
         ...
 
     def mark_many(self, marks: Sequence[tuple[str, Outcome, float]]) -> Awaitable[object]:
-        """`mark` for many `(key, outcome, next_attempt_at)` at once, in one transaction
-        where the store can (the worker records outcomes this way)."""
+        """`mark` for many `(key, outcome, next_attempt_at)` at once.
+
+        In one transaction where the store can (the worker records outcomes this way).
+        """
         ...
 
     async def held_on(self) -> list[str]:
@@ -84,6 +86,9 @@ class OutboxStore(Protocol):
         ...
 
     async def retry(self, *, key: str | None = None, all_dead: bool = False) -> int:
-        """Replay dead letters (one `key`, or `all_dead=True`): dead -> pending, due now,
-        attempts reset. Returns the rows moved; ValueError unless exactly one is given."""
+        """Replay dead letters (one `key`, or `all_dead=True`).
+
+        Each row moves dead -> pending, due now, attempts reset. Returns the rows moved;
+        raises ValueError unless exactly one of `key` and `all_dead` is given.
+        """
         ...

@@ -344,8 +344,10 @@ class OutboxWorker:
             self._finished_during_fill.add(key)
 
     async def _record_marks(self) -> None:
-        """Record the outcomes gathered for up to `mark_delay`, in one group commit;
-        each row stays claimed (never read back as due) until its outcome is durable."""
+        """Record the outcomes gathered for up to `mark_delay`, in one group commit.
+
+        Each row stays claimed (never read back as due) until its outcome is durable.
+        """
         if not self._closing:
             await asyncio.sleep(self.settings.mark_delay)
         while self._marks:

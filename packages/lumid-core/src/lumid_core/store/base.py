@@ -23,6 +23,10 @@ class Level(IntEnum):
 
     @classmethod
     def parse(cls, value: str) -> Level:
+        """The level named by `value` ('read' or 'write', any case, surrounding spaces ignored).
+
+        Raises ValueError naming the value when it is neither.
+        """
         try:
             return cls[value.strip().upper()]
         except KeyError:
@@ -31,6 +35,18 @@ class Level(IntEnum):
 
 @dataclass(frozen=True, slots=True)
 class Grant:
+    """One stored grant: `principal_id` holds `level` on the resource `(kind, id)`.
+
+    Attributes:
+        kind: The resource kind (a host's name for a type of resource).
+        id: The resource id within its kind.
+        principal_id: The lum.id principal holding the grant.
+        level: The access level held.
+        granted_at: When the grant was first written (Unix time, seconds).
+        last_seen_at: When it was last written or confirmed (Unix time, seconds);
+            `reconcile` keeps grants seen since the store was opened.
+    """
+
     kind: str
     id: str
     principal_id: str
@@ -41,6 +57,14 @@ class Grant:
 
 @dataclass(frozen=True, slots=True)
 class ReconcileResult:
+    """What one `GrantStore.reconcile` did.
+
+    Attributes:
+        kinds: The resource kinds swept (those present in the live list).
+        live: How many live `(kind, id)` pairs the caller passed.
+        removed: How many stale grants were deleted.
+    """
+
     kinds: frozenset[str]
     live: int
     removed: int
@@ -48,6 +72,8 @@ class ReconcileResult:
 
 @runtime_checkable
 class GrantStore(Protocol):
+    """Durable grants: what the permission engine reads and the registrar writes."""
+
     async def grant(self, kind: str, id: str, principal_id: str, level: Level) -> None:
         """Upsert a grant (never lowering an existing level) and refresh `last_seen_at`.
 

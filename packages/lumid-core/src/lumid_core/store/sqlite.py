@@ -53,10 +53,13 @@ class SqliteGrantStore:
         return f"SqliteGrantStore({self._db!r})"
 
     async def grant(self, kind: str, id: str, principal_id: str, level: Level) -> None:
+        """Upsert the grant (never lowering its level) in a group commit; durable on return."""
         now = time.time()
         await self._db.write(_UPSERT, (kind, id, principal_id, int(level), now, now))
 
     async def revoke(self, kind: str, id: str, principal_id: str) -> bool:
+        """Delete one grant in its own transaction; True when there was one."""
+
         async def work(conn: aiosqlite.Connection) -> int:
             cur = await conn.execute(
                 "DELETE FROM grants WHERE kind = ? AND id = ? AND principal_id = ?",
@@ -67,6 +70,8 @@ class SqliteGrantStore:
         return await self._db.transaction(work) > 0
 
     async def delete_resource(self, kind: str, id: str) -> int:
+        """Delete every grant on `(kind, id)` in one transaction; returns how many."""
+
         async def work(conn: aiosqlite.Connection) -> int:
             cur = await conn.execute("DELETE FROM grants WHERE kind = ? AND id = ?", (kind, id))
             return cur.rowcount
@@ -91,13 +96,21 @@ class SqliteGrantStore:
         return await db.transaction(work)
 
     async def level(self, kind: str, id: str, principal_id: str) -> Level | None:
+        """The principal's level on `(kind, id)`, or None: a point read in the event loop."""
         row = self._db.read_one(_LEVEL, (kind, id, principal_id))
         return None if row is None else Level(row[0])
 
     async def ids(self, kind: str, principal_id: str, min_level: Level) -> frozenset[str]:
+        """Ids of `kind` the principal holds at `min_level` or above (bulk reader's thread)."""
         return frozenset(await self._db.read_column(_IDS, (principal_id, kind, int(min_level))))
 
     async def reconcile(self, live: Iterable[tuple[str, str]]) -> ReconcileResult:
+        """Delete grants on resources of a kind in `live` that are absent from it.
+
+        Grants written or refreshed since the database was opened (`last_seen_at`
+        not before `Database.opened_at`) are kept. One transaction: on any error
+        nothing is deleted.
+        """
         opened_at = self._db.opened_at
         # Live ids grouped by kind, outside the write lock: the sets hold references to
         # the caller's strings, so this costs a hash table, not a copy of the world.
@@ -137,6 +150,10 @@ class SqliteGrantStore:
         id: str | None = None,
         principal_id: str | None = None,
     ) -> AsyncIterator[Grant]:
+        """Every grant matching the filters, in (kind, id, principal_id) order.
+
+        Read in keyset pages of 1000 rows, so memory stays bounded however many match.
+        """
         where: list[str] = []
         params: list[Any] = []
         for column, value in (("kind", kind), ("id", id), ("principal_id", principal_id)):
