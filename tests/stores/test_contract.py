@@ -181,6 +181,18 @@ async def test_directory_record_and_email_for(backend: Backend) -> None:
     assert await other.email_for("bob") is None
 
 
+async def test_directory_record_many_writes_a_batch_at_once(backend: Backend) -> None:
+    d = (await backend.open()).directory
+    many = getattr(d, "record_many", None)
+    assert many is not None  # both backends batch (WriteBehindDirectory uses it)
+    await d.record("p0", "old@example.com")
+    await many({f"p{i}": f"p{i}@example.com" for i in range(500)})
+    await many({})
+    other = (await backend.open()).directory
+    assert await other.email_for("p0") == "p0@example.com"  # an existing one updated
+    assert await other.email_for("p499") == "p499@example.com"
+
+
 async def test_parent_links(backend: Backend) -> None:
     p = (await backend.open()).parents
     assert await p.parent("task", "t1", "workflow") is None
