@@ -19,27 +19,15 @@ import contextlib
 import json
 import time
 from collections.abc import Awaitable, Iterable, Sequence
-from typing import Any, Final
+from typing import Final
 
-from lumid_core.outbox import (
-    STATES,
-    Dead,
-    Delivered,
-    Held,
-    NewEntry,
-    OutboxEntry,
-    OutboxStats,
-    Outcome,
-    Retry,
-)
+from lumid_core.outbox import NewEntry, OutboxEntry, OutboxStats, Outcome
+from lumid_core.outbox.rows import COLUMNS, check_state, entry_of, outcome_columns, stats_of
 
 from .database import NOW, PgDatabase
 
 __all__ = ["PgOutbox"]
 
-_COLUMNS: Final = (
-    "sink, key, state, attempts, created_at, updated_at, reason, payload, hold_on, next_attempt_at"
-)
 # Pending rows start leased to the writing replica ($8 for $9 seconds): the sink hands
 # them to its own worker without a claim, and no other replica may take them meanwhile.
 _ADD: Final = (
@@ -86,25 +74,6 @@ _MARK_MANY: Final = (
     "FROM unnest($3::text[], $4::text[], $5::float8[], $6::text[], $7::text[]) "
     "AS t(k, s, n, h, r) WHERE o.sink = $1 AND o.key = t.k AND o.state = 'pending'"
 )
-
-
-def _entry(row: Any) -> OutboxEntry:
-    try:
-        payload = json.loads(row[7])
-    except ValueError:
-        payload = {"unreadable": str(row[7])[:200]}
-    return OutboxEntry(
-        sink=row[0],
-        key=row[1],
-        state=row[2],
-        attempts=int(row[3]),
-        created_at=float(row[4]),
-        updated_at=float(row[5]),
-        reason=row[6],
-        payload=payload if isinstance(payload, dict) else {"value": payload},
-        hold_on=row[8],
-        next_attempt_at=float(row[9]),
-    )
 
 
 def _count(status: str) -> int:
@@ -207,7 +176,7 @@ class PgOutbox:
         for r in rows:
             self._out[r[1]] = mono
         self._keep_leases()
-        return sorted((_entry(r) for r in rows), key=lambda e: e.next_attempt_at)
+        return sorted((entry_of(r) for r in rows), key=lambda e: e.next_attempt_at)
 
     def _keep_leases(self) -> None:
         if self._out and not self._closed and (self._renewer is None or self._renewer.done()):
@@ -274,15 +243,7 @@ class PgOutbox:
         reasons: list[str | None] = []
         mono = time.monotonic()
         for key, outcome, next_at in marks:
-            match outcome:
-                case Delivered():
-                    state, at, hold, reason = "delivered", now, None, None
-                case Retry(reason=why):
-                    state, at, hold, reason = "pending", next_at, None, why
-                case Dead(reason=why):
-                    state, at, hold, reason = "dead", now, None, why
-                case Held(hold_on=hold_on, reason=why):
-                    state, at, hold, reason = "held", now, hold_on, why
+            state, at, hold, reason = outcome_columns(outcome, now, next_at)
             keys.append(key)
             states.append(state)
             nexts.append(at)
@@ -342,47 +303,36 @@ class PgOutbox:
             "GROUP BY state",
             self._sink,
         )
-        counts = {str(r[0]): int(r[1]) for r in rows}
-        oldest = next((r[2] for r in rows if r[0] == "pending"), None)
-        return OutboxStats(
-            pending=counts.get("pending", 0),
-            held=counts.get("held", 0),
-            delivered=counts.get("delivered", 0),
-            dead=counts.get("dead", 0),
-            oldest_pending_age_seconds=(
-                None if oldest is None else max(0.0, time.time() - float(oldest))
-            ),
-        )
+        return stats_of(rows)
 
     async def entries(self, *, state: str | None = None, limit: int = 100) -> list[OutboxEntry]:
         """Rows of this sink (of one state when given), oldest first."""
-        if state is not None and state not in STATES:
-            raise ValueError(f"unknown outbox state {state!r}; expected one of {', '.join(STATES)}")
+        check_state(state)
         if state is None:
             rows = await self._pool.fetch(
-                f"SELECT {_COLUMNS} FROM lumid_outbox WHERE sink = $1 "  # noqa: S608 (fixed column names)
+                f"SELECT {COLUMNS} FROM lumid_outbox WHERE sink = $1 "  # noqa: S608 (fixed column names)
                 "ORDER BY created_at, key LIMIT $2",
                 self._sink,
                 max(0, int(limit)),
             )
         else:
             rows = await self._pool.fetch(
-                f"SELECT {_COLUMNS} FROM lumid_outbox WHERE sink = $1 AND state = $2 "  # noqa: S608 (fixed column names)
+                f"SELECT {COLUMNS} FROM lumid_outbox WHERE sink = $1 AND state = $2 "  # noqa: S608 (fixed column names)
                 "ORDER BY created_at, key LIMIT $3",
                 self._sink,
                 state,
                 max(0, int(limit)),
             )
-        return [_entry(r) for r in rows]
+        return [entry_of(r) for r in rows]
 
     async def entry(self, key: str) -> OutboxEntry | None:
         """One row by key, or None."""
         row = await self._pool.fetchrow(
-            f"SELECT {_COLUMNS} FROM lumid_outbox WHERE sink = $1 AND key = $2",  # noqa: S608 (fixed column names)
+            f"SELECT {COLUMNS} FROM lumid_outbox WHERE sink = $1 AND key = $2",  # noqa: S608 (fixed column names)
             self._sink,
             key,
         )
-        return None if row is None else _entry(row)
+        return None if row is None else entry_of(row)
 
     async def retry(self, *, key: str | None = None, all_dead: bool = False) -> int:
         """Replay dead letters: dead -> pending, due now. Returns the rows moved.
