@@ -201,7 +201,7 @@ async def _reconcile(cluster: PgCluster, quick: bool) -> Result:
 REPLICA = textwrap.dedent(
     """
     import asyncio, logging, sys, time
-    from lumid_core.outbox import Delivered, OutboxWorker
+    from lumid_core.outbox import Delivered, OutboxWorker, WorkerSettings
     from lumid_core.pg import PgDatabase, PgOutbox
 
     async def main() -> None:
@@ -213,7 +213,7 @@ REPLICA = textwrap.dedent(
             return Delivered()
 
         worker = OutboxWorker(box, deliver, logger=logging.getLogger("replica"),
-                              concurrency=32, idle_poll=0.05)
+                              settings=WorkerSettings(concurrency=32, idle_poll=0.05))
         print("READY", flush=True)
         sys.stdin.readline()
         worker.start()
@@ -271,6 +271,7 @@ async def _outbox(cluster: PgCluster, quick: bool) -> Result:
         box = PgOutbox(db, "bench")
         for start in range(0, n, 1000):
             await box.add([NewEntry(f"k{i}", {"i": i}) for i in range(start, start + 1000)])
+        await box.aclose()  # the seeding process delivers nothing: its leases go now
         seconds = await _deliver_with(url, replicas)
         stats = await box.stats()
         await db.close()
