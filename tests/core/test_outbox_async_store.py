@@ -58,3 +58,40 @@ async def test_an_outcome_recorded_during_the_next_due_read_is_not_delivered_aga
         await worker.stop(1)
         await db.close()
     assert calls == {"x": 1}
+
+
+class SlowDue(Outbox):
+    """The SQLite outbox, with `due()` slower than the worker's `idle_poll` (a claim on
+    a busy PostgreSQL server)."""
+
+    async def due(
+        self, *, now: float | None = None, limit: int = 256, skip: int = 0
+    ) -> list[OutboxEntry]:
+        rows = await super().due(now=now, limit=limit, skip=skip)
+        await asyncio.sleep(0.06)
+        return rows
+
+
+async def test_a_read_slower_than_idle_poll_never_stalls_the_worker(tmp_path: Path) -> None:
+    """A read that outlasts `idle_poll` left the loop waiting with no timer while rows
+    were in flight; once they landed nothing woke it (rows stayed pending for good)."""
+    db = await Database.open(tmp_path / "acl.sqlite")
+    box = SlowDue(db, "billing")
+    await box.add([NewEntry(f"k{i}", {}) for i in range(200)])
+
+    async def deliver(row: OutboxEntry) -> Outcome:
+        await asyncio.sleep(0.001)
+        return Delivered()
+
+    worker = OutboxWorker(
+        box,
+        deliver,
+        logger=logging.getLogger("tests"),
+        settings=WorkerSettings(concurrency=8, batch=16, idle_poll=0.02),
+    )
+    worker.start()
+    try:
+        assert await worker.drain(20)
+    finally:
+        await worker.stop(1)
+        await db.close()

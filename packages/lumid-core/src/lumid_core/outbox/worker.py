@@ -278,7 +278,10 @@ class OutboxWorker:
 
     def _landed(self, task: asyncio.Task[None]) -> None:
         self._inflight.discard(task)
-        if self._queue or self._closing:  # a slot for a queued row, or stop() waits
+        # A slot for a queued row, stop() waits, or a read of the store is due: the loop
+        # may be waiting for this landing alone (a read that took longer than
+        # `idle_poll`, e.g. a claim on a busy PostgreSQL, leaves no timer to wake it).
+        if self._queue or self._closing or self._dirty or time.monotonic() >= self._next_fill:
             self._wake.set()
 
     def _delay(self, attempts: int) -> float:
