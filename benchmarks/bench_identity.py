@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 import httpcore._synchronization as httpcore_sync
 import httpx
 
-from lumid_core import LumidSettings, load_settings
+from lumid_core import Database, LumidSettings, load_settings
 from lumid_core.runtime import open_runtime
 
 from .common import FakeProcess, Result, percentile, rate, rss_bytes
@@ -118,6 +118,7 @@ async def run_first_sight(quick: bool, workdir: Path) -> Result:
         ):
             result = await _first_sight(rt.identity.resolve, plain, settings.introspect_url, quick)
             await rt.directory.flush()
+            assert isinstance(rt.db, Database)  # the SQLite store (no LUMID_DATABASE_URL)
             stored = rt.db.read_one("SELECT count(*) FROM principals")
             result.notes["emails_stored"] = stored[0] if stored else 0
             return result

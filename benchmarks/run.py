@@ -17,6 +17,7 @@ from pathlib import Path
 from .bench_billing import run_billing
 from .bench_cli import run_cli
 from .bench_identity import run_identity, run_memory
+from .bench_pg import run_pg
 from .bench_store import run_store
 from .common import Result
 
@@ -28,6 +29,7 @@ SUITES: dict[str, Suite] = {
     "store": run_store,
     "billing": run_billing,
     "memory": run_memory,
+    "pg": run_pg,
     "cli": run_cli,
 }
 

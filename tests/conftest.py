@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -10,7 +11,8 @@ import pytest
 
 from lumid_core import LumidSettings, load_settings
 from lumid_core.runtime import CoreRuntime, open_runtime
-from lumid_fakes import FakeLumId, FakeRunmesh
+from lumid_fakes import FakeLumId, FakeRunmesh, PgCluster, find_pg_bin
+from lumid_fakes.postgres import INSTALL_HINT
 
 TESTS_ROOT = Path(__file__).resolve().parent
 
@@ -88,3 +90,25 @@ async def runtime(core_env: dict[str, str], logger: logging.Logger) -> AsyncIter
     settings = load_settings(LumidSettings)
     async with open_runtime(settings, plugin="tests", logger=logger) as rt:
         yield rt
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PgCluster]:
+    """A throwaway PostgreSQL cluster on 127.0.0.1 for the whole session.
+
+    Missing binaries skip the test with what to install, except under CI=true, where
+    they fail it (CI installs PostgreSQL: .ci/run).
+    """
+    bin_dir = find_pg_bin()
+    if bin_dir is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(INSTALL_HINT)
+        pytest.skip(INSTALL_HINT)
+    with PgCluster(bin_dir) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def pg_url(pg_cluster: PgCluster) -> str:
+    """The admin URL of a fresh, empty database of the session cluster."""
+    return pg_cluster.url(pg_cluster.create_database())

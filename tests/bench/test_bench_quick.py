@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from lumid_fakes import find_pg_bin
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -41,6 +43,9 @@ def test_quick_run_produces_every_figure(tmp_path: Path) -> None:
         "billing delivery",
     ):
         assert any(part in name for name in names), (part, names)
+    if find_pg_bin() is not None:  # the PostgreSQL suite runs where PostgreSQL is installed
+        for part in ("pg require", "pg register", "pg reconcile", "pg outbox"):
+            assert any(part in name for name in names), (part, names)
     for result in doc["results"]:
         assert isinstance(result["figure"], float | int), result
         assert math.isfinite(result["figure"]), result

@@ -10,10 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from lumid_core import LumidSettings, load_settings
+from lumid_core import Database, LumidSettings, load_settings
 from lumid_core.directory import SqlitePrincipalDirectory, WriteBehindDirectory
 from lumid_core.runtime import CoreRuntime, open_runtime
 from lumid_fakes import FakeLumId
+
+
+def _sqlite(rt: CoreRuntime) -> Database:
+    """The runtime's SQLite database (these tests never set LUMID_DATABASE_URL)."""
+    assert isinstance(rt.db, Database)
+    return rt.db
 
 
 @pytest.fixture
@@ -80,7 +86,7 @@ async def test_a_full_queue_drops_loudly_and_never_blocks(
     db_path: Path,
 ) -> None:
     directory = WriteBehindDirectory(
-        SqlitePrincipalDirectory(runtime.db), max_pending=2, memo_size=10
+        SqlitePrincipalDirectory(_sqlite(runtime)), max_pending=2, memo_size=10
     )
     write_lock.execute("BEGIN IMMEDIATE")
     started = time.monotonic()
@@ -100,7 +106,7 @@ async def test_a_full_queue_drops_loudly_and_never_blocks(
 
 
 async def test_the_memo_is_bounded_and_skips_unchanged_emails(runtime: CoreRuntime) -> None:
-    directory = WriteBehindDirectory(SqlitePrincipalDirectory(runtime.db), memo_size=3)
+    directory = WriteBehindDirectory(SqlitePrincipalDirectory(_sqlite(runtime)), memo_size=3)
     for i in range(10):
         await directory.record(f"m-{i}", f"m{i}@example.com")
     await directory.flush()
@@ -112,6 +118,6 @@ async def test_the_memo_is_bounded_and_skips_unchanged_emails(runtime: CoreRunti
     await directory.record("m-9", "new9@example.com")  # changed: written
     await directory.flush()
     assert await directory.email_for("m-9") == "new9@example.com"
-    assert runtime.db.read_one("SELECT email FROM principals WHERE principal_id = 'm-9'") == (
+    assert _sqlite(runtime).read_one("SELECT email FROM principals WHERE principal_id = 'm-9'") == (
         "new9@example.com",
     )

@@ -6,7 +6,8 @@ import logging
 
 from lumid_hooks import PrincipalContext, ResourceRef
 
-from lumid_core import Level
+from lumid_core import Database, Level
+from lumid_core.store.parents import SqliteParentLinks
 from lumid_fakes import FakeLumId
 from lumid_flowmesh_plugin import FlowMeshBindings, install
 from lumid_flowmesh_plugin.registrar import workflow_of
@@ -53,8 +54,9 @@ async def test_reconcile_sweeps_only_the_kinds_present(
         assert await checker.accessible_ids(alice, "workflow", "read", logger) == frozenset({"w1"})
         assert second.billing is not None
         db = second.billing.outbox.db
-        assert workflow_of(db, "t1") == "w1"
-        assert workflow_of(db, "t-unknown") is None
+        assert isinstance(db, Database)
+        assert await workflow_of(SqliteParentLinks(db), "t1") == "w1"
+        assert await workflow_of(SqliteParentLinks(db), "t-unknown") is None
 
 
 async def test_register_grants_write_and_links_the_workflow(
@@ -69,8 +71,9 @@ async def test_register_grants_write_and_links_the_workflow(
     await registrar.register(alice, ResourceRef(kind="task", id="t10", metadata={}), logger)
     assert plugin.billing is not None
     db = plugin.billing.outbox.db
-    assert workflow_of(db, "t9") == "w9"
-    assert workflow_of(db, "t10") is None
+    assert isinstance(db, Database)
+    assert await workflow_of(SqliteParentLinks(db), "t9") == "w9"
+    assert await workflow_of(SqliteParentLinks(db), "t10") is None
     row = db.read_one(
         "SELECT level FROM grants WHERE kind = 'task' AND id = 't9' AND principal_id = 'alice'"
     )

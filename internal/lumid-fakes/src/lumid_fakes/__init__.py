@@ -2,6 +2,7 @@
 
 from .lumid import FakeLumId, new_pat
 from .optimizer import FakeOptimizer
+from .postgres import PgCluster, find_pg_bin
 from .runmesh import FakeRunmesh
 from .server import FakeServer, Recorded, Reply
 
@@ -10,7 +11,9 @@ __all__ = [
     "FakeOptimizer",
     "FakeRunmesh",
     "FakeServer",
+    "PgCluster",
     "Recorded",
     "Reply",
+    "find_pg_bin",
     "new_pat",
 ]

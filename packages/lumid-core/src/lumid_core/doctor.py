@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -37,6 +37,9 @@ from .hosts import DOCTOR_GROUP, KNOWN_HOSTS, installed_hosts
 from .introspection import Failure, IntrospectionError, introspect
 from .permissions import Policy
 from .settings import LumidSettings
+
+if TYPE_CHECKING:
+    from .pg import PgDatabase
 
 __all__ = [
     "DOCTOR_GROUP",
@@ -143,8 +146,9 @@ class DoctorContext:
     settings: LumidSettings
     http: httpx.AsyncClient
     environ: Mapping[str, str]
-    db: Database | None = None
-    """None when the database check failed or there is no database file yet."""
+    db: Database | PgDatabase | None = None
+    """The open store (SQLite, or PostgreSQL under LUMID_DATABASE_URL); None when the
+    database check failed or there is no database file yet."""
     db_not_created: bool = False
     """True when there is no database file yet and the server could create it."""
     lumid_ok: bool = False

@@ -19,7 +19,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .environ import DEFAULT_ACL_DB_PATH
 from .errors import ConfigError, Problem
-from .urls import HTTP_SCHEMES, UrlError, UrlPartRefused, check_url, is_cleartext_remote
+from .urls import (
+    HTTP_SCHEMES,
+    POSTGRES_SCHEMES,
+    UrlError,
+    UrlPartRefused,
+    check_url,
+    is_cleartext_remote,
+)
 
 __all__ = [
     "DEFAULT_ACL_DB_PATH",
@@ -60,9 +67,11 @@ def url_validator(
         except UrlError as exc:
             raise ValueError(str(exc)) from None
 
-    def validate(value: str | SecretStr) -> str | SecretStr:
+    def validate(value: str | SecretStr | None) -> str | SecretStr | None:
         # A URL holding a password (a database URL) is a SecretStr: checked the same
-        # way, kept secret (the error never repeats the value).
+        # way, kept secret (the error never repeats the value). None: an optional URL unset.
+        if value is None:
+            return None
         if isinstance(value, SecretStr):
             return SecretStr(check(value.get_secret_value()))
         return check(value)
@@ -102,6 +111,14 @@ class LumidSettings(BaseSettings):
     lumid_identity_cache_ttl_seconds: Annotated[float, Field(ge=0, le=3600)] = 60.0
     lumid_identity_cache_size: Annotated[int, Field(ge=0, le=10_000_000)] = 10_000
     lumid_max_token_bytes: Annotated[int, Field(ge=64, le=1_048_576)] = 8192
+    # The shared PostgreSQL store (docs/scaling.md); unset: SQLite at LUMID_ACL_DB_PATH.
+    # A SecretStr: its password stays out of reprs and error messages.
+    lumid_database_url: Annotated[
+        SecretStr | None, url_validator(schemes=POSTGRES_SCHEMES, credentials=True, query=True)
+    ] = None
+    lumid_database_pool_size: Annotated[int, Field(ge=1, le=1000)] = 10
+    lumid_database_statement_timeout_seconds: Annotated[float, Field(gt=0, le=3600)] = 30.0
+    lumid_outbox_lease_seconds: Annotated[float, Field(ge=1, le=86_400)] = 60.0
     lumid_allow_insecure_http: bool = False
     """Let a credential-carrying URL be http:// to a non-loopback host (a TLS-terminating
     sidecar on a private network). Loud: warned at install and by `lumid doctor`."""
@@ -113,6 +130,12 @@ class LumidSettings(BaseSettings):
     @property
     def introspect_url(self) -> str:
         return f"{self.lum_id_base_url}/oauth/introspect"
+
+    @property
+    def database_url(self) -> str | None:
+        """LUMID_DATABASE_URL in clear (for the driver only; never log it), or None."""
+        url = self.lumid_database_url
+        return None if url is None else url.get_secret_value()
 
     def credential_urls(self) -> dict[str, str]:
         """Variable name -> URL for every configured URL that receives a credential.

@@ -18,7 +18,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from flowmesh_hook import UsageRow
 
@@ -36,6 +36,7 @@ from lumid_core.outbox import (
     WorkerSettings,
 )
 from lumid_core.outbox import OutboxEntry as Entry
+from lumid_core.store.parents import ParentLinks
 
 from .entries import (
     UNKNOWN_WORKFLOW_ID,
@@ -49,6 +50,9 @@ from .entries import (
 from .registrar import workflow_of
 from .runmesh import RunmeshClient
 from .settings import FlowMeshSettings
+
+if TYPE_CHECKING:  # asyncpg is imported only when LUMID_DATABASE_URL selects it
+    from lumid_core.pg import PgDatabase, PgOutbox
 
 __all__ = [
     "BILLING_SINK",
@@ -74,6 +78,11 @@ _FRESH_SECONDS: Final = 5.0
 """A row younger than this had its workflow looked up at emit: no second look."""
 
 
+def _store_var(db: Database | PgDatabase) -> str:
+    """The variable that selects the store `db` (named where billing rows wait)."""
+    return "LUMID_ACL_DB_PATH" if isinstance(db, Database) else "LUMID_DATABASE_URL"
+
+
 class RunmeshUsageSink:
     """`flowmesh_hook.FlowMeshUsageSink`: rows go to the durable outbox, nothing else.
 
@@ -85,8 +94,9 @@ class RunmeshUsageSink:
         self,
         *,
         name: str,
-        outbox: Outbox,
+        outbox: Outbox | PgOutbox,
         directory: PrincipalDirectory,
+        parents: ParentLinks,
         worker: OutboxWorker | None = None,
         bounds: CostBounds | None = None,
         spool_rows: int = 100_000,
@@ -95,6 +105,7 @@ class RunmeshUsageSink:
         self._outbox = outbox
         self._db = outbox.db
         self._directory = directory
+        self._parents = parents
         self._worker = worker
         self._bounds = bounds or CostBounds()
         # Principals whose email is known (it is never forgotten): no read per row.
@@ -107,7 +118,7 @@ class RunmeshUsageSink:
             capacity=spool_rows,
             describe=describe_entry,
             on_durable=worker.wake if worker is not None else (lambda: None),
-            where=f" (LUMID_ACL_DB_PATH={str(self._db.path)!r})",
+            where=f" ({_store_var(self._db)}={str(self._db.path)!r})",
         )
 
     def __repr__(self) -> str:
@@ -128,7 +139,7 @@ class RunmeshUsageSink:
                     self._emails_known.clear()
                 self._emails_known.add(principal_id)
         try:
-            workflow_id = workflow_of(self._db, task_id) if task_id else None
+            workflow_id = await workflow_of(self._parents, task_id) if task_id else None
         except Exception:  # looked up again at delivery time
             workflow_id = None
         return row_to_entry(row, email_known=known, workflow_id=workflow_id, bounds=self._bounds)
@@ -227,7 +238,7 @@ class RunmeshBilling:
     """Everything billing opened at install; closed by `open_billing`'s exit."""
 
     sink: RunmeshUsageSink
-    outbox: Outbox
+    outbox: Outbox | PgOutbox
     worker: OutboxWorker
     client: RunmeshClient
 
@@ -262,7 +273,9 @@ class _Emails:
         return email
 
 
-def _delivery(client: RunmeshClient, directory: PrincipalDirectory, db: Database) -> Deliver:
+def _delivery(
+    client: RunmeshClient, directory: PrincipalDirectory, parents: ParentLinks
+) -> Deliver:
     emails = _Emails(directory)
 
     async def deliver(entry: Entry) -> Outcome:
@@ -272,7 +285,7 @@ def _delivery(client: RunmeshClient, directory: PrincipalDirectory, db: Database
         if email is None:
             return Held(principal_id, f"no email known for {principal_id}")
         if not payload.get("workflowId") and time.time() - entry.created_at > _FRESH_SECONDS:
-            late = workflow_of(db, entry.key)  # registered after the emit looked
+            late = await workflow_of(parents, entry.key)  # registered after the emit looked
             if late is not None:
                 payload = {**payload, "workflowId": late}
         return await client.post_entry(entry_body(payload, email))
@@ -298,8 +311,9 @@ def worker_settings(settings: FlowMeshSettings) -> WorkerSettings:
 async def open_billing(
     settings: FlowMeshSettings,
     *,
-    db: Database,
+    outbox: Outbox | PgOutbox,
     directory: PrincipalDirectory,
+    parents: ParentLinks,
     plugin: str,
     logger: logging.Logger,
 ) -> AsyncIterator[RunmeshBilling]:
@@ -314,7 +328,6 @@ async def open_billing(
         delivery_concurrency=settings.lumid_billing_concurrency,
         guard_timeout=settings.lumid_balance_guard_timeout_seconds,
     )
-    outbox = Outbox(db, BILLING_SINK)
 
     async def recheck() -> int:
         waiting = await outbox.held_on()
@@ -326,7 +339,7 @@ async def open_billing(
 
     worker = OutboxWorker(
         outbox,
-        _delivery(client, directory, db),
+        _delivery(client, directory, parents),
         logger=logger,
         name=f"{plugin}.billing",
         settings=worker_settings(settings),
@@ -336,6 +349,7 @@ async def open_billing(
         name=f"{plugin}.billing",
         outbox=outbox,
         directory=directory,
+        parents=parents,
         worker=worker,
         bounds=CostBounds(
             max_cost=settings.lumid_billing_max_cost,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Final
 
+from lumid_core.db import Database
 from lumid_core.doctor import (
     Check,
     DoctorContext,
@@ -115,14 +116,19 @@ async def _billing(settings: FlowMeshSettings) -> Check:
 
 async def _outbox(ctx: DoctorContext) -> Check:
     assert ctx.db is not None
-    tables = getattr(ctx.db, "tables", None)  # a read-only open says what is there
-    if tables is not None and "outbox" not in tables:
-        return Check(
-            "billing outbox",
-            Status.OK,
-            "none yet (an older schema: the server adds it on its next start)",
-        )
-    stats = await Outbox(ctx.db, BILLING_SINK).stats()
+    if not isinstance(ctx.db, Database):  # the shared PostgreSQL store (LUMID_DATABASE_URL)
+        from lumid_core.pg import PgOutbox
+
+        stats = await PgOutbox(ctx.db, BILLING_SINK).stats()
+    else:
+        tables = getattr(ctx.db, "tables", None)  # a read-only open says what is there
+        if tables is not None and "outbox" not in tables:
+            return Check(
+                "billing outbox",
+                Status.OK,
+                "none yet (an older schema: the server adds it on its next start)",
+            )
+        stats = await Outbox(ctx.db, BILLING_SINK).stats()
     summary = (
         f"{stats.pending} pending, {stats.held} held (no email yet), "
         f"{stats.delivered} delivered, {stats.dead} dead"

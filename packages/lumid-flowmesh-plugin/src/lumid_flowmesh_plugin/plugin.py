@@ -13,7 +13,7 @@ from flowmesh_hook import BaseBindings
 from lumid_core import PermissionEngine, load_settings
 from lumid_core.runtime import open_runtime
 
-from .billing import RunmeshBilling, open_billing
+from .billing import BILLING_SINK, RunmeshBilling, open_billing
 from .guard import BalanceGuard
 from .policy import FLOWMESH_POLICY
 from .registrar import FlowMeshRegistrar
@@ -39,15 +39,17 @@ async def install() -> AsyncIterator[FlowMeshBindings]:
     """Validate settings, open the database and clients, yield the hooks, close all.
 
     Raises `lumid_core.SettingsError` naming the variable on bad configuration and
-    `lumid_core.DatabaseError` (a RuntimeError naming LUMID_ACL_DB_PATH) when the
-    database cannot be used: FlowMesh then refuses to start.
+    a `lumid_core.errors.StoreError` (a RuntimeError naming LUMID_ACL_DB_PATH, or
+    LUMID_DATABASE_URL) when the store cannot be used: FlowMesh then refuses to start.
     """
     settings = load_settings(FlowMeshSettings)
     async with open_runtime(settings, plugin=PLUGIN, logger=logger) as rt:
         engine = PermissionEngine(
             name=f"{PLUGIN}.permissions", policy=FLOWMESH_POLICY, store=rt.store
         )
-        registrar = FlowMeshRegistrar(name=f"{PLUGIN}.registrar", core=rt.registrar, db=rt.db)
+        registrar = FlowMeshRegistrar(
+            name=f"{PLUGIN}.registrar", core=rt.registrar, parents=rt.parents
+        )
         supplier = NamespaceSupplierResolver(name=f"{PLUGIN}.supplier")
         billing: RunmeshBilling | None = None
         guards: tuple[BalanceGuard, ...] = ()
@@ -55,8 +57,9 @@ async def install() -> AsyncIterator[FlowMeshBindings]:
             billing = await rt.exit_stack.enter_async_context(
                 open_billing(
                     settings,
-                    db=rt.db,
+                    outbox=rt.outbox(BILLING_SINK),
                     directory=rt.directory,
+                    parents=rt.parents,
                     plugin=PLUGIN,
                     logger=logger,
                 )
@@ -118,7 +121,14 @@ def describe(settings: FlowMeshSettings) -> str:
         off.append(f"billing ({reason})")
         off.append(f"balance guard ({reason})")
     on.append("supplier (worker namespace)")
-    line = f"hooks on: {', '.join(on)}; database {settings.lumid_acl_db_path}"
+    url = settings.database_url
+    if url is None:
+        database: object = settings.lumid_acl_db_path
+    else:
+        from lumid_core.pg import redact  # asyncpg only when PostgreSQL is configured
+
+        database = redact(url)
+    line = f"hooks on: {', '.join(on)}; database {database}"
     if off:
         line += f"; off: {', '.join(off)}"
     return line

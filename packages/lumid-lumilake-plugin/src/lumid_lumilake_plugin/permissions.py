@@ -91,9 +91,11 @@ class LumilakePermissions:
     ) -> None:
         try:
             await self._engine.require(principal, resource, action, logger)
-        except HTTPException:
+        except HTTPException as denied:
             rid = resource.id
-            if rid is None or resource.kind not in (ARTIFACT, OBJECT_PREFIX):
+            if denied.status_code != 403 or rid is None:  # e.g. 503: the store is down
+                raise
+            if resource.kind not in (ARTIFACT, OBJECT_PREFIX):
                 raise
             if not await self._covered(principal, resource.kind, rid, action):
                 raise

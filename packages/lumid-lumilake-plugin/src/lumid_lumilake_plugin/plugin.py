@@ -245,7 +245,7 @@ class LumilakeInstall:
         return (self._lazy_optimizer,)
 
 
-def ignored_db_warning(ignored: Path, used: Path) -> str:
+def ignored_db_warning(ignored: Path, used: Path | str) -> str:
     """What to tell an operator whose 0.2.x Lumilake grant file is not the one in use."""
     return (
         f"LUMID_LUMILAKE_ACL_DB_PATH={str(ignored)!r} is ignored because LUMID_ACL_DB_PATH "

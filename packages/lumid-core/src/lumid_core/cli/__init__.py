@@ -16,7 +16,7 @@ import traceback
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
-from . import acl, billing, doctor
+from . import acl, billing, db, doctor
 from ._errors import CliError, UsageError
 from ._output import printable
 
@@ -60,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_parser(sub)
     acl.add_parser(sub)
     billing.add_parser(sub)
+    db.add_parser(sub)
     return parser
 
 

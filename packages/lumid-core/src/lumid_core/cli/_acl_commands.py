@@ -8,15 +8,15 @@ from typing import TYPE_CHECKING, Final
 
 from lumid_core.store.base import Level
 
-from ._database import locate_db, open_db, open_db_read_only
+from ._backend import grant_store_of, open_store, principals_by_email
 from ._errors import CliError
 from ._grant_lines import grant_json
 from ._kinds import check_kind
 from ._output import Table, emit_json, iso_time, printable
-from ._queries import principals_by_email
 
 if TYPE_CHECKING:  # the database layer is imported when a command runs, not for --help
     from lumid_core.db import Database
+    from lumid_core.pg import PgDatabase
 
 __all__ = ["export", "grant", "ls", "revoke"]
 
@@ -25,7 +25,7 @@ _LS_SIZING_ROWS: Final = 1000
 """Column widths come from the first rows; the rest stream out (a store may be huge)."""
 
 
-async def _principal(db: Database, args: argparse.Namespace) -> str | None:
+async def _principal(db: Database | PgDatabase, args: argparse.Namespace) -> str | None:
     """`--principal`, or the sub that identity recorded for `--email` (exactly one)."""
     if args.email is None:
         principal: str | None = args.principal
@@ -48,17 +48,15 @@ def _who(args: argparse.Namespace, principal: str) -> str:
     return principal if args.email is None else f"{principal} ({args.email})"
 
 
-async def _filters(db: Database, args: argparse.Namespace) -> dict[str, str | None]:
+async def _filters(db: Database | PgDatabase, args: argparse.Namespace) -> dict[str, str | None]:
     return {"kind": args.kind, "id": args.id, "principal_id": await _principal(db, args)}
 
 
 async def ls(args: argparse.Namespace) -> int:
     """`lumid acl ls`: the matching grants as a table (read-only)."""
-    from lumid_core.store import SqliteGrantStore
-
     table = Table(_LS_HEADER, sizing_rows=_LS_SIZING_ROWS)
-    async with open_db_read_only(locate_db(args.db), needs="grants") as db:
-        async for g in SqliteGrantStore(db).iter_grants(**await _filters(db, args)):
+    async with open_store(args.db, read_only=True, needs="grants") as db:
+        async for g in grant_store_of(db).iter_grants(**await _filters(db, args)):
             table.add(
                 (
                     printable(g.kind),
@@ -76,15 +74,13 @@ async def ls(args: argparse.Namespace) -> int:
 
 async def grant(args: argparse.Namespace) -> int:
     """`lumid acl grant`: give a principal a level on one resource (never lowering one)."""
-    from lumid_core.store import SqliteGrantStore
-
     level = Level.parse(args.level)
     if not args.any_kind:
         check_kind(args.kind)
-    async with open_db(locate_db(args.db), create=True) as db:
+    async with open_store(args.db, create=True) as db:
         principal = await _principal(db, args)
         assert principal is not None  # argparse requires --principal or --email
-        store = SqliteGrantStore(db)
+        store = grant_store_of(db)
         await store.grant(args.kind, args.id, principal, level)
         held = await store.level(args.kind, args.id, principal)
     who = _who(args, principal)
@@ -103,12 +99,10 @@ async def grant(args: argparse.Namespace) -> int:
 
 async def revoke(args: argparse.Namespace) -> int:
     """`lumid acl revoke`: remove a principal's grant on one resource."""
-    from lumid_core.store import SqliteGrantStore
-
-    async with open_db(locate_db(args.db), create=False) as db:
+    async with open_store(args.db, create=False) as db:
         principal = await _principal(db, args)
         assert principal is not None  # argparse requires --principal or --email
-        removed = await SqliteGrantStore(db).revoke(args.kind, args.id, principal)
+        removed = await grant_store_of(db).revoke(args.kind, args.id, principal)
     what = f"{args.kind} {args.id!r}"
     who = _who(args, principal)
     if not removed:
@@ -119,11 +113,9 @@ async def revoke(args: argparse.Namespace) -> int:
 
 async def export(args: argparse.Namespace) -> int:
     """`lumid acl export`: the matching grants as JSON lines on standard output."""
-    from lumid_core.store import SqliteGrantStore
-
     count = 0
-    async with open_db_read_only(locate_db(args.db), needs="grants") as db:
-        async for g in SqliteGrantStore(db).iter_grants(**await _filters(db, args)):
+    async with open_store(args.db, read_only=True, needs="grants") as db:
+        async for g in grant_store_of(db).iter_grants(**await _filters(db, args)):
             emit_json(grant_json(g), sort_keys=False)
             count += 1
     print(f"exported {count} grants", file=sys.stderr)

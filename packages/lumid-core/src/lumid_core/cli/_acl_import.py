@@ -14,14 +14,15 @@ from typing import TYPE_CHECKING
 
 from lumid_core.store.base import Grant
 
-from ._database import locate_db, open_db
+from ._backend import grant_store_of, open_store
+from ._database import locate_db
 from ._errors import CliError
 from ._grant_lines import read_grants
 from ._kinds import check_kind
 
 if TYPE_CHECKING:  # the database layer is imported when a command runs, not for --help
+    from lumid_core.pg import PgGrantStore
     from lumid_core.store import SqliteGrantStore
-
 __all__ = [
     "IMPORT_CHUNK",
     "IMPORT_PAUSE_SECONDS",
@@ -41,7 +42,7 @@ rolled back and the batch retried at half the size."""
 _LANDED = "(importing the same file again is safe)"
 
 
-async def import_batch(store: SqliteGrantStore, batch: list[Grant]) -> int:
+async def import_batch(store: SqliteGrantStore | PgGrantStore, batch: list[Grant]) -> int:
     """Import `batch` in transactions bounded by IMPORT_TRANSACTION_SECONDS.
 
     One that runs longer is rolled back and its half-batches retried (an upsert is
@@ -80,8 +81,7 @@ async def run_import(args: argparse.Namespace) -> int:
     import asyncio
     import sqlite3
 
-    from lumid_core.db import DatabaseError
-    from lumid_core.store import SqliteGrantStore
+    from lumid_core.errors import StoreError
 
     grants, source = read_grants(args.file)
     if not args.any_kind:
@@ -92,8 +92,9 @@ async def run_import(args: argparse.Namespace) -> int:
                 raise CliError(f"{source}: {exc}; nothing imported") from None
     where = locate_db(args.db)
     count = 0
-    async with open_db(where, create=True) as db:
-        store = SqliteGrantStore(db)
+    async with open_store(args.db, create=True) as db:
+        store = grant_store_of(db)
+        shown = db.path
         try:
             for start in range(0, len(grants), IMPORT_CHUNK):
                 if start:
@@ -106,7 +107,7 @@ async def run_import(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             raise
-        except DatabaseError as exc:
+        except StoreError as exc:
             raise CliError(
                 f"{exc}; {count} of {len(grants)} grants were imported before it {_LANDED}"
             ) from None
@@ -119,5 +120,5 @@ async def run_import(args: argparse.Namespace) -> int:
             raise CliError(
                 f"{exc}; {count} of {len(grants)} grants were imported before it {_LANDED}"
             ) from None
-    print(f"imported {count} grants from {source} into {where.path}")
+    print(f"imported {count} grants from {source} into {shown}")
     return 0

@@ -7,19 +7,19 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from ._database import locate_db, open_db, open_db_read_only
+from ._backend import known_sinks, open_store, outbox_of
 from ._errors import CliError
 from ._output import age, emit_json, iso_time, print_table, printable
-from ._queries import known_sinks
 
 if TYPE_CHECKING:  # the database layer is imported when a command runs, not for --help
     from lumid_core.db import Database
     from lumid_core.outbox import OutboxEntry
+    from lumid_core.pg import PgDatabase
 
 __all__ = ["ls", "retry", "status"]
 
 
-async def _sinks(db: Database, only: str | None) -> list[str]:
+async def _sinks(db: Database | PgDatabase, only: str | None) -> list[str]:
     """Every sink that has queued a row, or just `only`, which must be one of them.
 
     A typo would otherwise show an empty outbox.
@@ -37,10 +37,8 @@ async def _sinks(db: Database, only: str | None) -> list[str]:
 
 async def status(args: argparse.Namespace) -> int:
     """`lumid billing status`: counts per state and the oldest pending age, per sink."""
-    from lumid_core.outbox import Outbox
-
-    async with open_db_read_only(locate_db(args.db), needs="outbox") as db:
-        stats = {sink: await Outbox(db, sink).stats() for sink in await _sinks(db, args.sink)}
+    async with open_store(args.db, read_only=True, needs="outbox") as db:
+        stats = {sink: await outbox_of(db, sink).stats() for sink in await _sinks(db, args.sink)}
     if args.json:
         emit_json(
             {
@@ -91,13 +89,11 @@ def _entry_json(e: OutboxEntry) -> dict[str, Any]:
 
 async def ls(args: argparse.Namespace) -> int:
     """`lumid billing ls`: outbox rows, oldest first, as a table or JSON lines."""
-    from lumid_core.outbox import Outbox
-
     state: str | None = "dead" if args.dead else args.state
     entries: list[OutboxEntry] = []
-    async with open_db_read_only(locate_db(args.db), needs="outbox") as db:
+    async with open_store(args.db, read_only=True, needs="outbox") as db:
         for sink in await _sinks(db, args.sink):
-            entries += await Outbox(db, sink).entries(state=state, limit=args.limit)
+            entries += await outbox_of(db, sink).entries(state=state, limit=args.limit)
     entries.sort(key=lambda e: (e.created_at, e.sink, e.key))
     entries = entries[: args.limit]
     if args.json:
@@ -128,13 +124,11 @@ async def ls(args: argparse.Namespace) -> int:
 
 async def retry(args: argparse.Namespace) -> int:
     """`lumid billing retry`: move one dead letter (`--task`) or all back to pending."""
-    from lumid_core.outbox import Outbox
-
     moved = 0
     states: list[str] = []
-    async with open_db(locate_db(args.db), create=False) as db:
+    async with open_store(args.db, create=False) as db:
         for sink in await _sinks(db, args.sink):
-            outbox = Outbox(db, sink)
+            outbox = outbox_of(db, sink)
             if args.all_dead:
                 moved += await outbox.retry(all_dead=True)
             else:

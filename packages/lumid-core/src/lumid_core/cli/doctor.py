@@ -16,6 +16,10 @@ if TYPE_CHECKING:
     from lumid_core.doctor import Check
     from lumid_core.settings import LumidSettings, SettingsError
 
+if TYPE_CHECKING:
+    from lumid_core.db import Database
+    from lumid_core.pg import PgDatabase
+
 __all__ = ["add_parser", "run_checks"]
 
 
@@ -125,9 +129,15 @@ async def run_checks(host: str, environ: Mapping[str, str] = os.environ) -> list
             )
         )
 
-    db = None
+    db: Database | PgDatabase | None = None
     not_created = False
-    if "LUMID_ACL_DB_PATH" not in failed:
+    if settings.database_url is not None:  # the shared PostgreSQL store (docs/scaling.md)
+        from lumid_core.pg.doctor import check_postgres
+
+        if "LUMID_DATABASE_URL" not in failed:
+            db_check, db = await check_postgres(settings)
+            checks.append(db_check)
+    elif "LUMID_ACL_DB_PATH" not in failed:
         db_check, db = await check_database(settings.lumid_acl_db_path)
         checks.append(db_check)
         not_created = db is None and db_check.status is Status.OK

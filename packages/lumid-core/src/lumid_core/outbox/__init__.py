@@ -12,7 +12,8 @@ A key is inserted once (`INSERT OR IGNORE`): the first row added under a key win
 one key never yields two different deliveries. Payloads are JSON and must never hold
 a secret: the CLI prints them.
 
-Modules: `model` (records, outcomes), `store` (the `OutboxStore` protocol),
+Modules: `model` (records, outcomes), `rows` (columns <-> records, shared by the
+stores), `store` (the `OutboxStore` protocol),
 `sqlite` (`Outbox`, the SQLite store), `worker` (`OutboxWorker`), `settings`
 (`WorkerSettings`), `chores` (status line, held-row re-check, pruning), `spool`
 (rows waiting in memory while the store cannot be written).

@@ -13,22 +13,16 @@ import aiosqlite
 from lumid_core.db import Database
 
 from .model import (
-    STATES,
-    Dead,
     Delivered,
-    Held,
     NewEntry,
     OutboxEntry,
     OutboxStats,
     Outcome,
-    Retry,
 )
+from .rows import COLUMNS, check_state, entry_of, outcome_columns, stats_of
 
 __all__ = ["Outbox"]
 
-_COLUMNS: Final = (
-    "sink, key, state, attempts, created_at, updated_at, reason, payload, hold_on, next_attempt_at"
-)
 _INSERT_ONE: Final = (
     "INSERT OR IGNORE INTO outbox (sink, key, state, attempts, created_at, updated_at, "
     "next_attempt_at, hold_on, reason, payload) VALUES (?, ?, ?, 0, ?, ?, ?, ?, ?, ?)"
@@ -44,25 +38,6 @@ _MARK: Final = (
     "next_attempt_at = ?, hold_on = ?, reason = ? "
     "WHERE sink = ? AND key = ? AND state = 'pending'"
 )
-
-
-def _entry(row: Sequence[Any]) -> OutboxEntry:
-    try:
-        payload = json.loads(row[7])
-    except ValueError:
-        payload = {"unreadable": str(row[7])[:200]}
-    return OutboxEntry(
-        sink=row[0],
-        key=row[1],
-        state=row[2],
-        attempts=int(row[3]),
-        created_at=float(row[4]),
-        updated_at=float(row[5]),
-        reason=row[6],
-        payload=payload if isinstance(payload, dict) else {"value": payload},
-        hold_on=row[8],
-        next_attempt_at=float(row[9]),
-    )
 
 
 class Outbox:
@@ -126,11 +101,11 @@ class Outbox:
         """Pending rows whose next attempt is due, oldest schedule first."""
         ts = time.time() if now is None else now
         rows = await self.db.read_all(
-            f"SELECT {_COLUMNS} FROM outbox WHERE sink = ? AND state = 'pending' "  # noqa: S608 (fixed column names)
+            f"SELECT {COLUMNS} FROM outbox WHERE sink = ? AND state = 'pending' "  # noqa: S608 (fixed column names)
             "AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ? OFFSET ?",
             (self._sink, ts, int(limit), int(skip)),
         )
-        return [_entry(r) for r in rows]
+        return [entry_of(r) for r in rows]
 
     async def next_due_at(self) -> float | None:
         """When the earliest pending row is due (a point read in the calling thread)."""
@@ -152,16 +127,8 @@ class Outbox:
     ) -> Awaitable[object]:
         """Record the outcome of one attempt on a pending row (group-committed)."""
         now = time.time()
-        match outcome:
-            case Delivered():
-                args: tuple[Any, ...] = ("delivered", now, now, None, None)
-            case Retry(reason=reason):
-                args = ("pending", now, next_attempt_at, None, reason)
-            case Dead(reason=reason):
-                args = ("dead", now, now, None, reason)
-            case Held(hold_on=hold_on, reason=reason):
-                args = ("held", now, now, hold_on, reason)
-        return self.db.write(_MARK, (*args, self._sink, key))
+        state, next_at, hold_on, reason = outcome_columns(outcome, now, next_attempt_at)
+        return self.db.write(_MARK, (state, now, next_at, hold_on, reason, self._sink, key))
 
     def mark_many(self, marks: Sequence[tuple[str, Outcome, float]]) -> Awaitable[object]:
         """Record many outcomes `(key, outcome, next_attempt_at)` in one group commit.
@@ -233,37 +200,26 @@ class Outbox:
             "SELECT state, count(*), min(created_at) FROM outbox WHERE sink = ? GROUP BY state",
             (self._sink,),
         )
-        counts = {str(r[0]): int(r[1]) for r in rows}
-        oldest = next((r[2] for r in rows if r[0] == "pending"), None)
-        return OutboxStats(
-            pending=counts.get("pending", 0),
-            held=counts.get("held", 0),
-            delivered=counts.get("delivered", 0),
-            dead=counts.get("dead", 0),
-            oldest_pending_age_seconds=(
-                None if oldest is None else max(0.0, time.time() - float(oldest))
-            ),
-        )
+        return stats_of(rows)
 
     async def entries(self, *, state: str | None = None, limit: int = 100) -> list[OutboxEntry]:
         """Rows of this sink (of one state when given), oldest first."""
-        if state is not None and state not in STATES:
-            raise ValueError(f"unknown outbox state {state!r}; expected one of {', '.join(STATES)}")
+        check_state(state)
         where = "sink = ?" + ("" if state is None else " AND state = ?")
         params: tuple[Any, ...] = (self._sink,) if state is None else (self._sink, state)
         rows = await self.db.read_all(
-            f"SELECT {_COLUMNS} FROM outbox WHERE {where} ORDER BY created_at, key LIMIT ?",  # noqa: S608 (fixed column names)
+            f"SELECT {COLUMNS} FROM outbox WHERE {where} ORDER BY created_at, key LIMIT ?",  # noqa: S608 (fixed column names)
             (*params, max(0, int(limit))),
         )
-        return [_entry(r) for r in rows]
+        return [entry_of(r) for r in rows]
 
     async def entry(self, key: str) -> OutboxEntry | None:
         """The row stored under `key`, or None."""
         rows = await self.db.read_all(
-            f"SELECT {_COLUMNS} FROM outbox WHERE sink = ? AND key = ?",  # noqa: S608 (fixed column names)
+            f"SELECT {COLUMNS} FROM outbox WHERE sink = ? AND key = ?",  # noqa: S608 (fixed column names)
             (self._sink, key),
         )
-        return _entry(rows[0]) if rows else None
+        return entry_of(rows[0]) if rows else None
 
     async def retry(self, *, key: str | None = None, all_dead: bool = False) -> int:
         """Replay dead letters: dead -> pending, due now. Returns the rows moved.

@@ -221,32 +221,36 @@ class OutboxWorker:
         self._next_fill = time.monotonic() + self.settings.idle_poll
         if self._retry_due is not None and now >= self._retry_due:
             self._retry_due = None
-        # A row whose outcome is recorded while this read runs may still show as
-        # pending in the read's snapshot: remember such keys and skip them.
+        # A row whose outcome is recorded while this read (or the next_due_at read
+        # after it: an async store suspends there too) runs may still show as pending
+        # in the read's snapshot: remember such keys and skip them.
         finished: set[str] = set()
         self._finished_during_fill = finished
         limit = self._batch + len(self._claimed)
         try:
-            rows = await self.outbox.due(now=now, limit=limit, skip=0)
-        except Exception as exc:
-            self._dirty = True
-            self.warn.warning("db", "%s: cannot read the outbox: %s", self.name, exc)
-            return
+            try:
+                rows = await self.outbox.due(now=now, limit=limit, skip=0)
+            except Exception as exc:
+                self._dirty = True
+                self.warn.warning("db", "%s: cannot read the outbox: %s", self.name, exc)
+                return
+            if len(rows) >= limit:
+                self._dirty = True  # more may be due than one read returns
+            else:
+                # Rows due later (retried by an earlier run or another process): the
+                # loop wakes for the earliest instead of waiting for the next read.
+                with contextlib.suppress(Exception):
+                    nxt = await self.outbox.next_due_at()
+                    if nxt is not None and nxt > now:
+                        self._retry_due = (
+                            nxt if self._retry_due is None else min(nxt, self._retry_due)
+                        )
+            for row in rows:
+                if row.key not in self._claimed and row.key not in finished:
+                    self._claimed.add(row.key)
+                    self._queue.append(row)
         finally:
             self._finished_during_fill = None
-        if len(rows) >= limit:
-            self._dirty = True  # more may be due than one read returns
-        else:
-            # Rows due later (retried by an earlier run or another process): the
-            # loop wakes for the earliest instead of waiting for the next read.
-            with contextlib.suppress(Exception):
-                nxt = await self.outbox.next_due_at()
-                if nxt is not None and nxt > now:
-                    self._retry_due = nxt if self._retry_due is None else min(nxt, self._retry_due)
-        for row in rows:
-            if row.key not in self._claimed and row.key not in finished:
-                self._claimed.add(row.key)
-                self._queue.append(row)
 
     async def _sleep(self, now: float, paused: bool) -> None:
         if paused:
@@ -274,7 +278,10 @@ class OutboxWorker:
 
     def _landed(self, task: asyncio.Task[None]) -> None:
         self._inflight.discard(task)
-        if self._queue or self._closing:  # a slot for a queued row, or stop() waits
+        # A slot for a queued row, stop() waits, or a read of the store is due: the loop
+        # may be waiting for this landing alone (a read that took longer than
+        # `idle_poll`, e.g. a claim on a busy PostgreSQL, leaves no timer to wake it).
+        if self._queue or self._closing or self._dirty or time.monotonic() >= self._next_fill:
             self._wake.set()
 
     def _delay(self, attempts: int) -> float:
