@@ -2,7 +2,8 @@
 
 Why it exists: httpx spends ~400 µs of event-loop CPU per request in its client and
 connection-pool layers; this pool does the same exchange (one request, one complete
-reply) for a fraction of that (docs/performance.md). It does only what `exchange`
+reply) for a fraction of that (docs/performance.md); the socket side of a connection
+is `_wire.Wire`. It does only what `exchange`
 needs: no proxies, no netrc, no redirects, no cookies, no decompression.
 
 Rules it keeps:
@@ -25,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections import deque
 from dataclasses import dataclass
 from typing import Final
 from urllib.parse import urlsplit
@@ -33,16 +33,14 @@ from urllib.parse import urlsplit
 import h11
 import httpx
 
+from ._wire import Broken, Wire
+
 __all__ = ["Broken", "ConnectionPool", "Origin", "RawReply", "TooLarge"]
 
 _READ_CHUNK: Final = 64 * 1024
 _URL_CACHE_SIZE: Final = 256
 
 Headers = list[tuple[bytes, bytes]]
-
-
-class Broken(Exception):
-    """The connection failed, broke or spoke bad HTTP (the reason holds no header value)."""
 
 
 class TooLarge(Exception):
@@ -74,89 +72,12 @@ class _Target:
     host_header: bytes
 
 
-class _Wire(asyncio.Protocol):
-    """The socket side of one connection: buffers what arrives, notes when it ends."""
-
-    def __init__(self) -> None:
-        self.transport: asyncio.Transport | None = None
-        self._chunks: deque[bytes] = deque()
-        self._buffered = 0
-        self._ended = False
-        self._paused = False
-        self._waiter: asyncio.Future[None] | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-
-    def data_received(self, data: bytes) -> None:
-        self._chunks.append(data)
-        self._buffered += len(data)
-        if self._buffered > _READ_CHUNK and not self._paused and self.transport is not None:
-            self._paused = True
-            self.transport.pause_reading()
-        self._wake()
-
-    def eof_received(self) -> bool:
-        self._ended = True
-        self._wake()
-        return False
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._ended = True
-        self._wake()
-
-    def _wake(self) -> None:
-        waiter, self._waiter = self._waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    @property
-    def clean(self) -> bool:
-        """Open, and nothing arrived since the last reply (safe to send a request on)."""
-        transport = self.transport
-        return (
-            not self._ended
-            and not self._chunks
-            and transport is not None
-            and not transport.is_closing()
-        )
-
-    async def read(self) -> bytes:
-        """The bytes buffered so far (waiting for some), or b"" once the peer is done."""
-        while not self._chunks:
-            if self._ended:
-                return b""
-            self._waiter = asyncio.get_running_loop().create_future()
-            await self._waiter
-        data = self._chunks.popleft() if len(self._chunks) == 1 else b"".join(self._chunks)
-        self._chunks.clear()
-        self._buffered = 0
-        if self._paused and self.transport is not None:
-            self._paused = False
-            self.transport.resume_reading()
-        return data
-
-    def write(self, data: bytes) -> None:
-        """Queue `data` for sending (requests are small: no back-pressure needed)."""
-        if self.transport is None or self.transport.is_closing():
-            raise Broken("WriteError: connection closed")
-        self.transport.write(data)
-
-    def close(self) -> None:
-        """Drop the connection at once (abort: nothing more is read or sent)."""
-        if self.transport is not None:
-            self.transport.abort()
-        self._ended = True
-        self._wake()
-
-
 class _Connection:
-    """One HTTP/1.1 connection: h11's state machine over a `_Wire`."""
+    """One HTTP/1.1 connection: h11's state machine over a `Wire`."""
 
     __slots__ = ("_h11", "origin", "wire")
 
-    def __init__(self, origin: Origin, wire: _Wire) -> None:
+    def __init__(self, origin: Origin, wire: Wire) -> None:
         self.origin = origin
         self.wire = wire
         self._h11 = h11.Connection(h11.CLIENT)
@@ -337,10 +258,10 @@ class ConnectionPool:
             if origin.scheme == "https":
                 context = self._ssl if self._ssl is not None else _default_context()
                 _, wire = await loop.create_connection(
-                    _Wire, origin.host, origin.port, ssl=context, server_hostname=origin.host
+                    Wire, origin.host, origin.port, ssl=context, server_hostname=origin.host
                 )
             else:
-                _, wire = await loop.create_connection(_Wire, origin.host, origin.port)
+                _, wire = await loop.create_connection(Wire, origin.host, origin.port)
         except BaseException as exc:
             self._open -= 1
             if isinstance(exc, ssl.SSLError):

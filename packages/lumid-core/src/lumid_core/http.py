@@ -1,10 +1,12 @@
-"""Upstream HTTP for every plugin: the pooled client, its lanes, and bounded exchanges.
+"""Upstream HTTP for every plugin: the pooled client and bounded exchanges.
 
 `exchange` is the one way the plugins talk to an upstream (lum.id, Runmesh, a
 remote optimizer): one deadline for the whole exchange (waiting for a lane,
 connecting, sending, the headers and the whole body) and a cap on the reply body,
 enforced while it streams in. `describe_http_error` is the one place an httpx
-failure becomes the reason string that logs, 503s and `lumid doctor` show.
+failure becomes the reason string that logs, 503s and `lumid doctor` show. The
+keep-alive pool is in `_transport` (its socket side in `_wire`), the httpx lanes in
+`lanes`.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import asyncio
 import concurrent.futures
 import json
 import ssl
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Final
@@ -23,6 +25,7 @@ import httpx
 
 from ._transport import Broken, ConnectionPool, TooLarge
 from .errors import UpstreamError
+from .lanes import LaneTransport
 from .settings import LumidSettings
 
 __all__ = [
@@ -275,84 +278,3 @@ class PooledClient(httpx.AsyncClient):
     ) -> None:
         await self.pool.aclose()  # httpx's own __aexit__ does not call aclose()
         await super().__aexit__(exc_type, exc_value, traceback)
-
-
-class LaneTransport(httpx.AsyncBaseTransport):
-    """`size` one-connection httpx transports; each request borrows an idle one.
-
-    httpx's connection pool walks every connection it holds each time a request
-    enters or leaves it (an is-readable probe: a `getpeername` and a `poll` per idle
-    connection), so one pool of N connections pays O(N) per request and gets slower
-    as concurrency rises. A lane's pool never holds more than one connection, and an
-    idle lane is an O(1) stack pop. The lane returns to the queue when the response
-    body is closed (httpx closes it once read) or when the request fails. Waiting for
-    a lane honours the request's pool timeout (`httpx.PoolTimeout`). A lane opens
-    its connection on first use.
-    """
-
-    def __init__(self, size: int, *, ssl_context: ssl.SSLContext | None = None) -> None:
-        if size < 1:
-            raise ValueError("a LaneTransport needs at least one lane")
-        context = ssl_context or httpx.create_ssl_context(trust_env=False)
-        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-        self._lanes = [
-            httpx.AsyncHTTPTransport(verify=context, limits=limits, trust_env=False)
-            for _ in range(size)
-        ]
-        # Last in, first out: the warmest connections are reused, the rest never open.
-        self._idle: asyncio.Queue[httpx.AsyncHTTPTransport] = asyncio.LifoQueue()
-        for lane in self._lanes:
-            self._idle.put_nowait(lane)
-
-    @property
-    def size(self) -> int:
-        """How many lanes (connections at most) the transport holds."""
-        return len(self._lanes)
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        """Send `request` on an idle lane (waiting at most the pool timeout for one)."""
-        wait = request.extensions.get("timeout", {}).get("pool")
-        try:
-            async with asyncio.timeout(wait):
-                lane = await self._idle.get()
-        except TimeoutError:
-            raise httpx.PoolTimeout("no free connection", request=request) from None
-        try:
-            response = await lane.handle_async_request(request)
-        except BaseException:
-            self._idle.put_nowait(lane)
-            raise
-        assert isinstance(response.stream, httpx.AsyncByteStream)
-        response.stream = _LaneStream(response.stream, self._idle, lane)
-        return response
-
-    async def aclose(self) -> None:
-        """Close every lane's connection."""
-        for lane in self._lanes:
-            await lane.aclose()
-
-
-class _LaneStream(httpx.AsyncByteStream):
-    """A response body that gives its lane back when closed (once)."""
-
-    def __init__(
-        self,
-        inner: httpx.AsyncByteStream,
-        idle: asyncio.Queue[httpx.AsyncHTTPTransport],
-        lane: httpx.AsyncHTTPTransport,
-    ) -> None:
-        self._inner = inner
-        self._idle = idle
-        self._lane: httpx.AsyncHTTPTransport | None = lane
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        async for chunk in self._inner:
-            yield chunk
-
-    async def aclose(self) -> None:
-        try:
-            await self._inner.aclose()
-        finally:
-            lane, self._lane = self._lane, None
-            if lane is not None:
-                self._idle.put_nowait(lane)
