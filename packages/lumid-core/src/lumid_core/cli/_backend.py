@@ -33,9 +33,12 @@ async def open_store(
     read_only: bool = False,
     needs: str = "grants",
 ) -> AsyncIterator[Database | PgDatabase]:
-    """The store the server uses, closed on leaving: the SQLite file (read-only when
-    `read_only`, lacking table `needs` refused; it must exist unless `create`), or the
-    shared PostgreSQL when LUMID_DATABASE_URL is set and `--db` is not given."""
+    """The store the server uses, open for the block and closed on leaving.
+
+    That is the shared PostgreSQL when LUMID_DATABASE_URL is set and `--db` is not
+    given, else the SQLite file: read-only when `read_only` (a file lacking table
+    `needs` is refused), and required to exist unless `create`.
+    """
     url = os.environ.get(URL_VAR, "").strip()
     if db_override is not None or not url:
         where = locate_db(db_override)
