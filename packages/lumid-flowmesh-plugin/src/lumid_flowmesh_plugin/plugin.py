@@ -28,8 +28,10 @@ logger = logging.getLogger(PLUGIN)
 
 @dataclass(frozen=True)
 class FlowMeshBindings(BaseBindings):
-    """`flowmesh_hook.BaseBindings` (passes both hosts' gates) plus the billing
-    handle for tests, benchmarks and diagnostics (None when billing is off)."""
+    """`flowmesh_hook.BaseBindings` (passes both hosts' gates) plus the billing handle.
+
+    `billing` is for tests, benchmarks and diagnostics (None when billing is off).
+    """
 
     billing: RunmeshBilling | None = None
 
