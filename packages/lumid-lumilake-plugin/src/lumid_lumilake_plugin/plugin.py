@@ -42,19 +42,10 @@ from .optimizer import CATALOG_PATH, CatalogError, RemoteOptimizerProvider, fetc
 from .permissions import LumilakePermissions
 from .settings import LumilakeSettings
 
-__all__ = ["PLUGIN", "LumilakeInstall", "ignored_db_warning", "install", "logger"]
+__all__ = ["PLUGIN", "LumilakeInstall", "describe", "ignored_db_warning", "install", "logger"]
 
 PLUGIN: Final = "lumid_lumilake_plugin"
 logger = logging.getLogger(PLUGIN)
-
-
-def install() -> LumilakeInstall:
-    """Validate the settings and return the (not yet opened) plugin.
-
-    Raises `lumid_core.SettingsError` naming the variable at fault. Opens nothing:
-    Lumilake enters the result (or awaits it, or reads it as plain bindings).
-    """
-    return LumilakeInstall(load_settings(LumilakeSettings), logger)
 
 
 class LumilakeInstall:
@@ -130,12 +121,7 @@ class LumilakeInstall:
                 providers = (provider,)
                 optimizer = f"on ({base}: {', '.join(names) or 'no types advertised'})"
         logger.info(
-            "%s: installed: identity on (lum.id at %s), permissions on, registrar on "
-            "(grants in %s): always on; remote optimizer %s",
-            PLUGIN,
-            settings.lum_id_base_url,
-            runtime.db.path,
-            optimizer,
+            "%s: %s", PLUGIN, describe(settings, database=runtime.db.path, optimizer=optimizer)
         )
         if (ignored := settings.ignored_legacy_db_path) is not None:
             logger.warning("%s: %s", PLUGIN, ignored_db_warning(ignored, runtime.db.path))
@@ -188,6 +174,15 @@ class LumilakeInstall:
         return (self._lazy_optimizer,)
 
 
+def install() -> LumilakeInstall:
+    """Validate the settings and return the (not yet opened) plugin.
+
+    Raises `lumid_core.SettingsError` naming the variable at fault. Opens nothing:
+    Lumilake enters the result (or awaits it, or reads it as plain bindings).
+    """
+    return LumilakeInstall(load_settings(LumilakeSettings), logger)
+
+
 def ignored_db_warning(ignored: Path, used: Path | str) -> str:
     """What to tell an operator whose 0.2.x Lumilake grant file is not the one in use."""
     return (
@@ -195,4 +190,16 @@ def ignored_db_warning(ignored: Path, used: Path | str) -> str:
         f"is set ({str(used)!r}): grants lumid-plugins 0.2.x kept in that file are neither "
         "used nor migrated; unset LUMID_ACL_DB_PATH or point it at that file "
         "(docs/upgrading.md)"
+    )
+
+
+def describe(settings: LumilakeSettings, *, database: object, optimizer: str) -> str:
+    """The install log line: which hooks are on, where grants live (never a secret).
+
+    `database` is the grant store in use (a path, or a redacted URL); `optimizer` is
+    what became of the remote optimizer (on, off or FAILED, with why).
+    """
+    return (
+        f"installed: identity on (lum.id at {settings.lum_id_base_url}), permissions on, "
+        f"registrar on (grants in {database}): always on; remote optimizer {optimizer}"
     )
