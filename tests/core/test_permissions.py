@@ -293,3 +293,48 @@ async def test_engine_on_sqlite_with_owner_kind(db_path: Path) -> None:
         assert await engine.accessible_ids(bob, "result", "read", LOG) == frozenset()
     finally:
         await db.close()
+
+
+def _covering_engine(grants: dict[tuple[str, str, str], Level]) -> PermissionEngine:
+    policy = Policy.build(
+        kinds=["doc", "run"],
+        admin_scopes=["root"],
+        kind_scopes={("doc", "read"): ["s:1"], ("doc", "write"): ["s:1"]},
+    )
+    return PermissionEngine(
+        name="t",
+        policy=policy,
+        store=DictStore(grants),
+        covering={"doc": lambda rid: [("run", rid.partition("/")[0])]},
+    )
+
+
+async def test_covering_grant_allows_only_at_the_needed_level_with_the_kind_scope() -> None:
+    engine = _covering_engine({("run", "r1", "alice"): Level.READ})
+    alice = PrincipalContext(
+        principal_id="alice", org_id="o", external_id="a", principal_type="user", scopes=["s:1"]
+    )
+    await engine.require(alice, ResourceRef(kind="doc", id="r1/x"), "read", LOG)
+    for rid, action, why in [
+        ("r1/x", "write", "no grant"),  # the covering grant is READ only
+        ("r2/x", "read", "no grant"),  # another resource's grant never covers it
+    ]:
+        with pytest.raises(HTTPException) as denied:
+            await engine.require(alice, ResourceRef(kind="doc", id=rid), action, LOG)
+        assert denied.value.status_code == 403
+        assert why in str(denied.value.detail)
+    unscoped = PrincipalContext(
+        principal_id="alice", org_id="o", external_id="a", principal_type="user", scopes=[]
+    )
+    with pytest.raises(HTTPException, match="needs scope"):
+        await engine.require(unscoped, ResourceRef(kind="doc", id="r1/x"), "read", LOG)
+    # Listings never count a covering grant.
+    assert await engine.accessible_ids(alice, "doc", "read", LOG) == frozenset()
+
+
+def test_covering_an_unknown_kind_is_refused() -> None:
+    policy = Policy.build(kinds=["doc"], admin_scopes=["root"], kind_scopes={})
+    with pytest.raises(ValueError, match="covering names unknown kinds"):
+        PermissionEngine(
+            name="t", policy=policy, store=DictStore({}), covering={"nope": lambda rid: []}
+        )

@@ -14,15 +14,21 @@ Rules, in order, for `require(principal, (kind, id), action)`:
    resource itself or, for kinds owned through another kind (result -> task), on
    the owning resource with the same id. `admin` is never satisfied by a grant.
 
+When rule 6 (or the id length limit) denies a concrete id of a kind the engine was
+given `covering` for, one more chance: the principal holding the kind scope and a
+grant at the needed level on any of the resources `covering[kind](id)` names (e.g.
+an artifact's job, a prefix's ancestors) is allowed.
+
 `accessible_ids` follows the same rules: `None` (no filter) for admins and fleet
 reads, else the frozenset of ids the principal holds grants on (empty when a rule
-above denies). `grant_scopes` never count there: listing needs the kind scope.
+above denies). `grant_scopes` and `covering` never count there: listing needs the
+kind scope and a grant on the id itself.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final
@@ -34,11 +40,14 @@ from .limits import MAX_ID_BYTES
 from .store import GrantStore, Level
 from .unavailable import guarded
 
-__all__ = ["DEFAULT_ACTION_LEVELS", "PermissionEngine", "Policy"]
+__all__ = ["DEFAULT_ACTION_LEVELS", "Covering", "PermissionEngine", "Policy"]
 
 DEFAULT_ACTION_LEVELS: Final[Mapping[str, Level | None]] = MappingProxyType(
     {"read": Level.READ, "write": Level.WRITE, "cancel": Level.WRITE, "admin": None}
 )
+
+Covering = Callable[[str], Iterable[tuple[str, str]]]
+"""An id -> the `(kind, id)` resources whose grant also covers it (pure, no I/O)."""
 
 
 def _frozen(
@@ -103,18 +112,35 @@ class Policy:
         return policy
 
     def is_admin(self, scopes: Iterable[str]) -> bool:
+        """Whether any of `scopes` is an admin scope."""
         admin = self.admin_scopes
         return any(s in admin for s in scopes)
 
     def scope_allows(self, scopes: Iterable[str], kind: str, action: str) -> bool:
+        """Whether `scopes` hold a kind-level scope for `(kind, action)` (never a grant scope)."""
         wanted = self.kind_scopes.get((kind, action))
         return wanted is not None and any(s in wanted for s in scopes)
 
 
 class PermissionEngine:
-    """`lumid_hooks.PermissionChecker` over a `Policy` and a `GrantStore`."""
+    """`lumid_hooks.PermissionChecker` over a `Policy` and a `GrantStore`.
 
-    def __init__(self, *, name: str, policy: Policy, store: GrantStore) -> None:
+    `name` is the hook's name hosts log; `covering` maps a kind of the policy to the
+    resources whose grant also covers one of its ids (see the module docstring).
+    Raises ValueError when `covering` names a kind the policy does not know.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        policy: Policy,
+        store: GrantStore,
+        covering: Mapping[str, Covering] | None = None,
+    ) -> None:
+        unknown = sorted(set(covering or {}) - policy.kinds)
+        if unknown:
+            raise ValueError(f"covering names unknown kinds {unknown!r}")
         self.name = name
         self.policy = policy
         self._store = store
@@ -125,9 +151,10 @@ class PermissionEngine:
         self._owner = policy.owner_kinds
         self._fleet = policy.fleet_kinds
         self._grant_scopes = policy.grant_scopes
+        self._covering: Mapping[str, Covering] = MappingProxyType(dict(covering or {}))
 
     def __repr__(self) -> str:
-        return f"PermissionEngine(name={self.name!r})"
+        return f"{type(self).__name__}(name={self.name!r})"
 
     async def require(
         self,
@@ -136,41 +163,77 @@ class PermissionEngine:
         action: str,
         logger: logging.Logger,
     ) -> None:
+        """Return if `principal` may `action` `resource`, else raise.
+
+        Raises `HTTPException(403)` naming the rule that denied, or
+        `HTTPException(503)` when the grant store cannot be reached.
+        """
         kind = resource.kind
         rid = resource.id
-        if kind not in self._kinds or action not in self._levels:
-            raise _deny(kind, rid, action, "unknown kind or action")
-        if rid is not None and len(rid) > _SHORT_ID_CHARS and id_too_long(rid):
-            raise _deny(kind, rid[:64] + "...", action, f"id longer than {MAX_ID_BYTES} bytes")
-        scopes = principal.scopes
-        admin = self._admin
-        for s in scopes:
-            if s in admin:
+        try:
+            if kind not in self._kinds or action not in self._levels:
+                raise _deny(kind, rid, action, "unknown kind or action")
+            if rid is not None and len(rid) > _SHORT_ID_CHARS and id_too_long(rid):
+                raise _deny(kind, rid[:64] + "...", action, f"id longer than {MAX_ID_BYTES} bytes")
+            scopes = principal.scopes
+            admin = self._admin
+            for s in scopes:
+                if s in admin:
+                    return
+            wanted = self._kind_scopes.get((kind, action))
+            if wanted is None:
+                raise _deny(kind, rid, action, "admin only")
+            for s in scopes:
+                if s in wanted:
+                    break
+            else:
+                # Off the hot path: only a principal without the kind scope gets here.
+                extra = self._grant_scopes.get((kind, action)) if rid is not None else None
+                if extra is None or not any(s in extra for s in scopes):
+                    raise _deny(kind, rid, action, "needs scope " + " or ".join(sorted(wanted)))
+            if rid is None or (action == "read" and kind in self._fleet):
                 return
-        wanted = self._kind_scopes.get((kind, action))
-        if wanted is None:
-            raise _deny(kind, rid, action, "admin only")
-        for s in scopes:
-            if s in wanted:
-                break
-        else:
-            # Off the hot path: only a principal without the kind scope gets here.
-            extra = self._grant_scopes.get((kind, action)) if rid is not None else None
-            if extra is None or not any(s in extra for s in scopes):
-                raise _deny(kind, rid, action, "needs scope " + " or ".join(sorted(wanted)))
-        if rid is None or (action == "read" and kind in self._fleet):
-            return
-        needed = self._levels[action]
-        if needed is None:
-            raise _deny(kind, rid, action, "admin only")
-        held = await guarded(
-            self._store.level(self._owner.get(kind, kind), rid, principal.principal_id), "require"
-        )
-        if held is None or held < needed:
-            logger.debug(
-                "%s: %s may not %s %s %s", self.name, principal.principal_id, action, kind, rid
+            needed = self._levels[action]
+            if needed is None:
+                raise _deny(kind, rid, action, "admin only")
+            held = await guarded(
+                self._store.level(self._owner.get(kind, kind), rid, principal.principal_id),
+                "require",
             )
-            raise _deny(kind, rid, action, "no grant" if held is None else "grant too low")
+            if held is None or held < needed:
+                logger.debug(
+                    "%s: %s may not %s %s %s", self.name, principal.principal_id, action, kind, rid
+                )
+                raise _deny(kind, rid, action, "no grant" if held is None else "grant too low")
+        except HTTPException as denied:
+            cover = self._covering.get(kind)
+            if denied.status_code != 403 or rid is None or cover is None:  # 503: store down
+                raise
+            if not await self._covered(principal, kind, rid, action, cover):
+                raise
+            logger.debug(
+                "%s: %s may %s %s %s through a covering grant",
+                self.name,
+                principal.principal_id,
+                action,
+                kind,
+                rid,
+            )
+
+    async def _covered(
+        self, principal: PrincipalContext, kind: str, rid: str, action: str, cover: Covering
+    ) -> bool:
+        if not self.policy.scope_allows(principal.scopes, kind, action):
+            return False
+        needed = self._levels.get(action)
+        if needed is None:
+            return False
+        pid = principal.principal_id
+        for ckind, cid in cover(rid):
+            held = await guarded(self._store.level(ckind, cid, pid), "require")
+            if held is not None and held >= needed:
+                return True
+        return False
 
     async def accessible_ids(
         self,
@@ -179,6 +242,10 @@ class PermissionEngine:
         action: str,
         logger: logging.Logger,
     ) -> frozenset[str] | None:
+        """The ids of `kind` the principal may `action`; None means all of them.
+
+        Raises `HTTPException(503)` when the grant store cannot be reached.
+        """
         policy = self.policy
         if kind not in self._kinds or action not in self._levels:
             return frozenset()

@@ -35,6 +35,8 @@ __all__ = ["CoreRuntime", "open_runtime"]
 
 @dataclass(frozen=True)
 class CoreRuntime:
+    """What `open_runtime` opened for one plugin; valid until its context exits."""
+
     settings: LumidSettings
     db: Database | PgDatabase
     """The open backend; `db.path` is the SQLite file or the redacted PostgreSQL URL."""

@@ -20,7 +20,7 @@ from .registrar import FlowMeshRegistrar
 from .settings import FlowMeshSettings
 from .supplier import NamespaceSupplierResolver
 
-__all__ = ["PLUGIN", "FlowMeshBindings", "install", "logger"]
+__all__ = ["PLUGIN", "FlowMeshBindings", "describe", "install", "logger"]
 
 PLUGIN: Final = "lumid_flowmesh_plugin"
 logger = logging.getLogger(PLUGIN)
@@ -28,8 +28,10 @@ logger = logging.getLogger(PLUGIN)
 
 @dataclass(frozen=True)
 class FlowMeshBindings(BaseBindings):
-    """`flowmesh_hook.BaseBindings` (passes both hosts' gates) plus the billing
-    handle for tests, benchmarks and diagnostics (None when billing is off)."""
+    """`flowmesh_hook.BaseBindings` (passes both hosts' gates) plus the billing handle.
+
+    `billing` is for tests, benchmarks and diagnostics (None when billing is off).
+    """
 
     billing: RunmeshBilling | None = None
 
@@ -43,23 +45,23 @@ async def install() -> AsyncIterator[FlowMeshBindings]:
     LUMID_DATABASE_URL) when the store cannot be used: FlowMesh then refuses to start.
     """
     settings = load_settings(FlowMeshSettings)
-    async with open_runtime(settings, plugin=PLUGIN, logger=logger) as rt:
-        engine = PermissionEngine(
-            name=f"{PLUGIN}.permissions", policy=FLOWMESH_POLICY, store=rt.store
+    async with open_runtime(settings, plugin=PLUGIN, logger=logger) as runtime:
+        checker = PermissionEngine(
+            name=f"{PLUGIN}.permissions", policy=FLOWMESH_POLICY, store=runtime.store
         )
         registrar = FlowMeshRegistrar(
-            name=f"{PLUGIN}.registrar", core=rt.registrar, parents=rt.parents
+            name=f"{PLUGIN}.registrar", core=runtime.registrar, parents=runtime.parents
         )
         supplier = NamespaceSupplierResolver(name=f"{PLUGIN}.supplier")
         billing: RunmeshBilling | None = None
         guards: tuple[BalanceGuard, ...] = ()
         if settings.billing_enabled:
-            billing = await rt.exit_stack.enter_async_context(
+            billing = await runtime.exit_stack.enter_async_context(
                 open_billing(
                     settings,
-                    outbox=rt.outbox(BILLING_SINK),
-                    directory=rt.directory,
-                    parents=rt.parents,
+                    outbox=runtime.outbox(BILLING_SINK),
+                    directory=runtime.directory,
+                    parents=runtime.parents,
                     plugin=PLUGIN,
                     logger=logger,
                 )
@@ -69,7 +71,7 @@ async def install() -> AsyncIterator[FlowMeshBindings]:
                     BalanceGuard(
                         name=f"{PLUGIN}.balance_guard",
                         client=billing.client,
-                        directory=rt.directory,
+                        directory=runtime.directory,
                         org_id=settings.lumid_org_id,
                         topup_url=settings.lumid_topup_url,
                         logger=logger,
@@ -81,8 +83,8 @@ async def install() -> AsyncIterator[FlowMeshBindings]:
         if (note := settings.balance_guard_note) is not None:
             logger.warning("%s: %s", PLUGIN, note)
         yield FlowMeshBindings(
-            identity_providers=(rt.identity,),
-            permission_checkers=(engine,),
+            identity_providers=(runtime.identity,),
+            permission_checkers=(checker,),
             resource_registrars=(registrar,),
             usage_sinks=() if billing is None else (billing.sink,),
             submission_guards=guards,

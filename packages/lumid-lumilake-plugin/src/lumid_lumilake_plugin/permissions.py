@@ -1,33 +1,32 @@
-"""Lumilake's permission checker: the core engine plus two Lumilake resolutions.
+r"""Lumilake's permission checker: the core engine plus two Lumilake resolutions.
 
 When the engine denies a concrete id for want of a grant (never for want of a
-scope), two more grants may still allow it:
+scope), two more grants may still allow it (the engine's `covering`):
 
 - an artifact `"{job_id}/{filename}"` may be read by whoever may read its job, so
   a job's outputs stay readable when their own registration is missing. Only ids
   with exactly one `/` qualify (Lumilake's route parameters cannot hold a `/`), so
   one job's grant can never reach another job's artifacts; a filename `.` or `..`,
-  or holding a `\\` (also percent-encoded, like `/`), never qualifies;
+  or holding a `\` (also percent-encoded, like `/`), never qualifies;
 - an object prefix is covered by a grant on any ancestor at a `/` boundary
   (`s3://bucket/team/` covers `s3://bucket/team/job-7/`, never
-  `s3://bucket/team-b/`); prefixes with `.`, `..`, an encoded `/`, a `\\` (also
+  `s3://bucket/team-b/`); prefixes with `.`, `..`, an encoded `/`, a `\` (also
   percent-encoded) or empty segments get exact matches only.
 """
 
 from __future__ import annotations
 
-import logging
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Final
 from urllib.parse import unquote
 
-from fastapi import HTTPException
-from lumid_hooks import PrincipalContext, ResourceRef
-
 from lumid_core import GrantStore, PermissionEngine
+from lumid_core.permissions import Covering
 
-from .policy import ARTIFACT, JOB, OBJECT_PREFIX
+from .policy import ARTIFACT, JOB, LUMILAKE_POLICY, OBJECT_PREFIX
 
-__all__ = ["LumilakePermissions", "artifact_job_id", "prefix_ancestors"]
+__all__ = ["COVERING", "LumilakePermissions", "artifact_job_id", "prefix_ancestors"]
 
 _MAX_DEPTH: Final = 32
 
@@ -44,8 +43,11 @@ def artifact_job_id(artifact_id: str) -> str | None:
 
 
 def _dot_segment(part: str) -> bool:
-    """`.` or `..`, also percent-encoded (a layer below may decode it), or a segment
-    hiding an encoded `/` or a `\\` (`x%2F..`), which may decode to one."""
+    r"""Whether `part` is `.`/`..` or may carry a `/` or `\` past a layer that decodes it.
+
+    That is `.` or `..`, also percent-encoded (a layer below may decode it), or a
+    segment hiding an encoded `/` or a `\` (`x%2F..`), which may decode to one.
+    """
     decoded = unquote(part)
     return decoded in (".", "..") or (decoded != part and "/" in decoded) or "\\" in decoded
 
@@ -70,68 +72,23 @@ def prefix_ancestors(prefix: str) -> list[str]:
     return out
 
 
-class LumilakePermissions:
-    """`lumid_hooks.PermissionChecker` for Lumilake (see the module docstring)."""
+def _artifact_covered_by(artifact_id: str) -> list[tuple[str, str]]:
+    job_id = artifact_job_id(artifact_id)
+    return [] if job_id is None else [(JOB, job_id)]
 
-    def __init__(self, *, name: str, engine: PermissionEngine, store: GrantStore) -> None:
-        self.name = name
-        self._engine = engine
-        self._policy = engine.policy
-        self._store = store
 
-    def __repr__(self) -> str:
-        return f"LumilakePermissions(name={self.name!r})"
+def _prefix_covered_by(prefix: str) -> list[tuple[str, str]]:
+    return [(OBJECT_PREFIX, ancestor) for ancestor in prefix_ancestors(prefix)]
 
-    async def require(
-        self,
-        principal: PrincipalContext,
-        resource: ResourceRef,
-        action: str,
-        logger: logging.Logger,
-    ) -> None:
-        try:
-            await self._engine.require(principal, resource, action, logger)
-        except HTTPException as denied:
-            rid = resource.id
-            if denied.status_code != 403 or rid is None:  # e.g. 503: the store is down
-                raise
-            if resource.kind not in (ARTIFACT, OBJECT_PREFIX):
-                raise
-            if not await self._covered(principal, resource.kind, rid, action):
-                raise
-            logger.debug(
-                "%s: %s may %s %s %s through a covering grant",
-                self.name,
-                principal.principal_id,
-                action,
-                resource.kind,
-                rid,
-            )
 
-    async def _covered(self, principal: PrincipalContext, kind: str, rid: str, action: str) -> bool:
-        policy = self._policy
-        if not policy.scope_allows(principal.scopes, kind, action):
-            return False
-        needed = policy.action_levels.get(action)
-        if needed is None:
-            return False
-        if kind == ARTIFACT:
-            job_id = artifact_job_id(rid)
-            candidates = [] if job_id is None else [(JOB, job_id)]
-        else:
-            candidates = [(OBJECT_PREFIX, a) for a in prefix_ancestors(rid)]
-        pid = principal.principal_id
-        for ckind, cid in candidates:
-            held = await self._store.level(ckind, cid, pid)
-            if held is not None and held >= needed:
-                return True
-        return False
+COVERING: Final[Mapping[str, Covering]] = MappingProxyType(
+    {ARTIFACT: _artifact_covered_by, OBJECT_PREFIX: _prefix_covered_by}
+)
+"""The two Lumilake resolutions, as the core engine's `covering` (module docstring)."""
 
-    async def accessible_ids(
-        self,
-        principal: PrincipalContext,
-        kind: str,
-        action: str,
-        logger: logging.Logger,
-    ) -> frozenset[str] | None:
-        return await self._engine.accessible_ids(principal, kind, action, logger)
+
+class LumilakePermissions(PermissionEngine):
+    """The core permission engine over `LUMILAKE_POLICY` with Lumilake's `COVERING`."""
+
+    def __init__(self, *, name: str, store: GrantStore) -> None:
+        super().__init__(name=name, policy=LUMILAKE_POLICY, store=store, covering=COVERING)

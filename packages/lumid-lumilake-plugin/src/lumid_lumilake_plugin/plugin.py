@@ -20,99 +20,32 @@ Creating the object opens nothing, so `install()` may run any number of times.
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Generator, Sequence
+from collections.abc import Generator, Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any, Final
 
-from fastapi import HTTPException
 from lumid_hooks import (
     IdentityProvider,
     PermissionChecker,
-    PrincipalContext,
-    ResourceRef,
     ResourceRegistrar,
     SubmissionGuard,
     UsageSink,
 )
 from lumilake_hook import BaseBindings, OptimizerProvider
 
-from lumid_core import PermissionEngine, load_settings
+from lumid_core import load_settings
+from lumid_core.not_entered import NotEntered
 from lumid_core.runtime import open_runtime
 
 from .optimizer import CATALOG_PATH, CatalogError, RemoteOptimizerProvider, fetch_optimizer_catalog
 from .permissions import LumilakePermissions
-from .policy import LUMILAKE_POLICY
 from .settings import LumilakeSettings
 
-__all__ = ["PLUGIN", "LumilakeInstall", "NotEntered", "ignored_db_warning", "install", "logger"]
+__all__ = ["PLUGIN", "LumilakeInstall", "describe", "ignored_db_warning", "install", "logger"]
 
 PLUGIN: Final = "lumid_lumilake_plugin"
 logger = logging.getLogger(PLUGIN)
-
-
-def install() -> LumilakeInstall:
-    """Validate the settings and return the (not yet opened) plugin.
-
-    Raises `lumid_core.SettingsError` naming the variable at fault. Opens nothing:
-    Lumilake enters the result (or awaits it, or reads it as plain bindings).
-    """
-    return LumilakeInstall(load_settings(LumilakeSettings), logger)
-
-
-class NotEntered:
-    """Fail-closed identity, checker and registrar of the un-entered install object."""
-
-    name = f"{PLUGIN}.not-entered"
-
-    def __repr__(self) -> str:
-        return "NotEntered()"
-
-    @staticmethod
-    def _error() -> HTTPException:
-        return HTTPException(
-            status_code=503,
-            detail=(
-                f"{PLUGIN} was loaded without being entered or awaited, so lum.id identity "
-                "and authorization are off in this process; the server must enter install()"
-            ),
-        )
-
-    async def resolve(self, raw_token: str, logger: logging.Logger) -> PrincipalContext | None:
-        if not raw_token:
-            return None
-        raise self._error()
-
-    async def require(
-        self,
-        principal: PrincipalContext,
-        resource: ResourceRef,
-        action: str,
-        logger: logging.Logger,
-    ) -> None:
-        raise self._error()
-
-    async def accessible_ids(
-        self,
-        principal: PrincipalContext,
-        kind: str,
-        action: str,
-        logger: logging.Logger,
-    ) -> frozenset[str] | None:
-        return frozenset()
-
-    async def register(
-        self, principal: PrincipalContext, resource: ResourceRef, logger: logging.Logger
-    ) -> None:
-        raise self._error()
-
-    async def deregister(
-        self, principal: PrincipalContext, resource: ResourceRef, logger: logging.Logger
-    ) -> None:
-        raise self._error()
-
-    async def reconcile(self, resources: Collection[ResourceRef], logger: logging.Logger) -> None:
-        logger.error("%s: reconcile ignored: %s", PLUGIN, self._error().detail)
 
 
 class LumilakeInstall:
@@ -123,7 +56,7 @@ class LumilakeInstall:
         self._logger = logger
         self._stack: AsyncExitStack | None = None
         self._bindings: BaseBindings | None = None
-        self._not_entered = NotEntered()
+        self._not_entered = NotEntered(PLUGIN)
         self._lazy_optimizer: RemoteOptimizerProvider | None = None
 
     def __repr__(self) -> str:
@@ -164,12 +97,7 @@ class LumilakeInstall:
         runtime = await stack.enter_async_context(
             open_runtime(settings, plugin=PLUGIN, logger=logger)
         )
-        engine = PermissionEngine(
-            name=f"{PLUGIN}.engine", policy=LUMILAKE_POLICY, store=runtime.store
-        )
-        checker = LumilakePermissions(
-            name=f"{PLUGIN}.permissions", engine=engine, store=runtime.store
-        )
+        checker = LumilakePermissions(name=f"{PLUGIN}.permissions", store=runtime.store)
         providers: tuple[OptimizerProvider, ...] = ()
         optimizer = "off (LUMILAKE_REMOTE_OPTIMIZER_URL is not set)"
         base = settings.lumilake_remote_optimizer_url
@@ -193,12 +121,7 @@ class LumilakeInstall:
                 providers = (provider,)
                 optimizer = f"on ({base}: {', '.join(names) or 'no types advertised'})"
         logger.info(
-            "%s: installed: identity on (lum.id at %s), permissions on, registrar on "
-            "(grants in %s): always on; remote optimizer %s",
-            PLUGIN,
-            settings.lum_id_base_url,
-            runtime.db.path,
-            optimizer,
+            "%s: %s", PLUGIN, describe(settings, database=runtime.db.path, optimizer=optimizer)
         )
         if (ignored := settings.ignored_legacy_db_path) is not None:
             logger.warning("%s: %s", PLUGIN, ignored_db_warning(ignored, runtime.db.path))
@@ -213,26 +136,32 @@ class LumilakeInstall:
 
     @property
     def identity_providers(self) -> Sequence[IdentityProvider]:
+        """The fail-closed identity stand-in (tokens get a 503)."""
         return (self._not_entered,)
 
     @property
     def submission_guards(self) -> Sequence[SubmissionGuard]:
+        """None: the plugin guards no submission."""
         return ()
 
     @property
     def usage_sinks(self) -> Sequence[UsageSink[Any]]:
+        """None: the plugin records no usage."""
         return ()
 
     @property
     def permission_checkers(self) -> Sequence[PermissionChecker]:
+        """The fail-closed checker stand-in (every check gets a 503)."""
         return (self._not_entered,)
 
     @property
     def resource_registrars(self) -> Sequence[ResourceRegistrar]:
+        """The fail-closed registrar stand-in (every registration gets a 503)."""
         return (self._not_entered,)
 
     @property
     def optimizer_providers(self) -> Sequence[OptimizerProvider]:
+        """The remote optimizer, its catalog fetched on first lookup; none if off."""
         if self.settings.lumilake_remote_optimizer_url is None:
             return ()
         if self._lazy_optimizer is None:
@@ -245,6 +174,15 @@ class LumilakeInstall:
         return (self._lazy_optimizer,)
 
 
+def install() -> LumilakeInstall:
+    """Validate the settings and return the (not yet opened) plugin.
+
+    Raises `lumid_core.SettingsError` naming the variable at fault. Opens nothing:
+    Lumilake enters the result (or awaits it, or reads it as plain bindings).
+    """
+    return LumilakeInstall(load_settings(LumilakeSettings), logger)
+
+
 def ignored_db_warning(ignored: Path, used: Path | str) -> str:
     """What to tell an operator whose 0.2.x Lumilake grant file is not the one in use."""
     return (
@@ -252,4 +190,16 @@ def ignored_db_warning(ignored: Path, used: Path | str) -> str:
         f"is set ({str(used)!r}): grants lumid-plugins 0.2.x kept in that file are neither "
         "used nor migrated; unset LUMID_ACL_DB_PATH or point it at that file "
         "(docs/upgrading.md)"
+    )
+
+
+def describe(settings: LumilakeSettings, *, database: object, optimizer: str) -> str:
+    """The install log line: which hooks are on, where grants live (never a secret).
+
+    `database` is the grant store in use (a path, or a redacted URL); `optimizer` is
+    what became of the remote optimizer (on, off or FAILED, with why).
+    """
+    return (
+        f"installed: identity on (lum.id at {settings.lum_id_base_url}), permissions on, "
+        f"registrar on (grants in {database}): always on; remote optimizer {optimizer}"
     )
