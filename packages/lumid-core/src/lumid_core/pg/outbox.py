@@ -15,15 +15,23 @@ lease; `aclose()` hands back what a stopping replica still holds.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Awaitable, Iterable, Sequence
 from typing import Final
 
 from lumid_core.outbox import NewEntry, OutboxEntry, OutboxStats, Outcome
-from lumid_core.outbox.rows import COLUMNS, check_state, entry_of, outcome_columns, stats_of
+from lumid_core.outbox.rows import (
+    COLUMNS,
+    SinkRows,
+    check_retry,
+    check_state,
+    entry_of,
+    outcome_columns,
+    payload_text,
+    stats_of,
+)
 
-from .database import NOW, PgDatabase
+from .database import NOW, PgDatabase, row_count
 from .leases import Leases
 
 __all__ = ["PgOutbox"]
@@ -65,34 +73,16 @@ _MARK_MANY: Final = (
 )
 
 
-def _count(status: str) -> int:
-    try:
-        return int(status.rsplit(" ", 1)[-1])
-    except ValueError:
-        return 0
-
-
-class PgOutbox:
+class PgOutbox(SinkRows[PgDatabase]):
     """The rows of one sink in the shared `lumid_outbox` table (an `OutboxStore`)."""
 
     def __init__(self, db: PgDatabase, sink: str, *, lease_seconds: float = 60.0) -> None:
-        if not sink:
-            raise ValueError("an outbox needs a sink name")
+        super().__init__(db, sink)
         if lease_seconds <= 0:
             raise ValueError("lease_seconds must be positive")
-        self.db = db
-        self._sink = sink
         self.lease_seconds = lease_seconds
         self._pool = db.pool
         self._leases = Leases(db, sink, lease_seconds)
-
-    def __repr__(self) -> str:
-        return f"PgOutbox({self._sink!r}, {self.db!r})"
-
-    @property
-    def sink(self) -> str:
-        """The sink these rows belong to."""
-        return self._sink
 
     # -- adding -----------------------------------------------------------------
 
@@ -112,7 +102,7 @@ class PgOutbox:
             states.append(e.state)
             holds.append(e.hold_on)
             reasons.append(e.reason)
-            payloads.append(json.dumps(dict(e.payload), separators=(",", ":"), sort_keys=True))
+            payloads.append(payload_text(e.payload))
         rows = await self._pool.fetch(
             _ADD,
             self._sink,
@@ -226,7 +216,7 @@ class PgOutbox:
             self._sink,
             values,
         )
-        moved = _count(status)
+        moved = row_count(status)
         return moved
 
     async def prune_delivered(self, older_than_seconds: float) -> int:
@@ -237,7 +227,7 @@ class PgOutbox:
             self._sink,
             cutoff,
         )
-        return _count(status)
+        return row_count(status)
 
     # -- inspection and replay (the CLI) ----------------------------------------
 
@@ -280,12 +270,8 @@ class PgOutbox:
         return None if row is None else entry_of(row)
 
     async def retry(self, *, key: str | None = None, all_dead: bool = False) -> int:
-        """Replay dead letters: dead -> pending, due now. Returns the rows moved.
-
-        Give exactly one of `key` (one row) or `all_dead=True`.
-        """
-        if (key is None) == (not all_dead):
-            raise ValueError("retry needs exactly one of key=... or all_dead=True")
+        """Replay dead letters (`OutboxStore.retry`); their leases drop: any replica claims them."""
+        check_retry(key, all_dead=all_dead)
         now = time.time()
         sql = (
             "UPDATE lumid_outbox SET state = 'pending', next_attempt_at = $1, updated_at = $1, "
@@ -296,5 +282,5 @@ class PgOutbox:
             status = await self._pool.execute(sql, now, self._sink)
         else:
             status = await self._pool.execute(sql + " AND key = $3", now, self._sink, key)
-        moved = _count(status)
+        moved = row_count(status)
         return moved
