@@ -5,8 +5,8 @@ them in one group commit, hands them to the delivery worker and returns: it neve
 waits on Runmesh. When the database cannot be written (another process holds the
 write lock, the disk is full) the rows wait in a bounded in-memory spool that keeps
 retrying. The outbox worker (`lumid_core.outbox.OutboxWorker`) posts them with
-bounded concurrency and backoff; `deliver()` below addresses each row by the
-principal's email as recorded by identity (the `principals` table) and classifies
+bounded concurrency and backoff; `delivery.runmesh_delivery` addresses each row by
+the principal's email as recorded by identity (the `principals` table) and classifies
 Runmesh's reply.
 """
 
@@ -25,19 +25,17 @@ from flowmesh_hook import UsageRow
 from lumid_core import Database, PrincipalDirectory
 from lumid_core.logs import RateLimitedLog
 from lumid_core.outbox import (
-    Deliver,
-    Held,
     NewEntry,
     Outbox,
     OutboxStats,
     OutboxWorker,
-    Outcome,
     Spool,
     WorkerSettings,
 )
 from lumid_core.outbox import OutboxEntry as Entry
 from lumid_core.store.parents import ParentLinks
 
+from .delivery import runmesh_delivery
 from .entries import (
     UNKNOWN_WORKFLOW_ID,
     CostBounds,
@@ -72,10 +70,6 @@ EMIT_WAIT_SECONDS: Final = 2.0
 """How long `emit` waits for its rows to be durable before keeping them in the spool."""
 _KNOWN_CAP: Final = 100_000
 """Principals remembered as having an email (the set is emptied when full)."""
-EMAIL_TTL_SECONDS: Final = 1.0
-"""How long delivery reuses a principal's email read from the directory."""
-_FRESH_SECONDS: Final = 5.0
-"""A row younger than this had its workflow looked up at emit: no second look."""
 
 
 def _store_var(db: Database | PgDatabase) -> str:
@@ -251,48 +245,6 @@ class RunmeshBilling:
         return await self.worker.drain(within)
 
 
-class _Emails:
-    """Principal -> email for delivery, each read reused for `EMAIL_TTL_SECONDS` (an
-    email change reaches billing within that time); bounded like the identity cache."""
-
-    def __init__(self, directory: PrincipalDirectory, cap: int = 10_000) -> None:
-        self._directory = directory
-        self._cap = cap
-        self._seen: dict[str, tuple[float, str]] = {}
-
-    async def get(self, principal_id: str) -> str | None:
-        now = time.monotonic()
-        hit = self._seen.get(principal_id)
-        if hit is not None and hit[0] > now:
-            return hit[1]
-        email = await self._directory.email_for(principal_id)
-        if email is not None:
-            if len(self._seen) >= self._cap:
-                self._seen.clear()
-            self._seen[principal_id] = (now + EMAIL_TTL_SECONDS, email)
-        return email
-
-
-def _delivery(
-    client: RunmeshClient, directory: PrincipalDirectory, parents: ParentLinks
-) -> Deliver:
-    emails = _Emails(directory)
-
-    async def deliver(entry: Entry) -> Outcome:
-        payload = entry.payload
-        principal_id = text(payload.get("userSub"))
-        email = await emails.get(principal_id)
-        if email is None:
-            return Held(principal_id, f"no email known for {principal_id}")
-        if not payload.get("workflowId") and time.time() - entry.created_at > _FRESH_SECONDS:
-            late = await workflow_of(parents, entry.key)  # registered after the emit looked
-            if late is not None:
-                payload = {**payload, "workflowId": late}
-        return await client.post_entry(entry_body(payload, email))
-
-    return deliver
-
-
 def worker_settings(settings: FlowMeshSettings) -> WorkerSettings:
     """The delivery worker's knobs from the LUMID_BILLING_* variables."""
     return WorkerSettings(
@@ -339,7 +291,7 @@ async def open_billing(
 
     worker = OutboxWorker(
         outbox,
-        _delivery(client, directory, parents),
+        runmesh_delivery(client, directory, parents),
         logger=logger,
         name=f"{plugin}.billing",
         settings=worker_settings(settings),

@@ -40,6 +40,11 @@ class FlowMeshRegistrar:
     async def register(
         self, principal: PrincipalContext, resource: ResourceRef, logger: logging.Logger
     ) -> None:
+        """Register `resource` with the core registrar; a task also records its workflow.
+
+        The task -> workflow link is what billing reads to put the workflow id on the
+        task's usage; the core's errors (422 for a long id, 503) pass through unchanged.
+        """
         link = None
         if resource.kind == "task" and resource.id is not None:
             workflow_id = resource.metadata.get("workflow_id")
@@ -57,7 +62,9 @@ class FlowMeshRegistrar:
     async def deregister(
         self, principal: PrincipalContext, resource: ResourceRef, logger: logging.Logger
     ) -> None:
+        """Deregister `resource` as the core registrar does (parent links are kept)."""
         await self._core.deregister(principal, resource, logger)
 
     async def reconcile(self, resources: Collection[ResourceRef], logger: logging.Logger) -> None:
+        """Reconcile the grants against `resources` as the core registrar does."""
         await self._core.reconcile(resources, logger)

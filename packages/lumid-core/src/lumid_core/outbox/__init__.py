@@ -14,7 +14,8 @@ a secret: the CLI prints them.
 
 Modules: `model` (records, outcomes), `rows` (columns <-> records, shared by the
 stores), `store` (the `OutboxStore` protocol),
-`sqlite` (`Outbox`, the SQLite store), `worker` (`OutboxWorker`), `settings`
+`sqlite` (`Outbox`, the SQLite store), `worker` (`OutboxWorker`), `feed` (the
+worker's queue of claimed rows and its reads of the store), `settings`
 (`WorkerSettings`), `chores` (status line, held-row re-check, pruning), `spool`
 (rows waiting in memory while the store cannot be written).
 """

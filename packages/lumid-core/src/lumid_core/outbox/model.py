@@ -1,23 +1,13 @@
-"""The outbox's records and delivery outcomes (pure data, no I/O)."""
+"""The outbox's records and delivery outcomes (pure data, no I/O).
+
+The package (`lumid_core.outbox`) lists these names in its `__all__` and re-exports them.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
-
-__all__ = [
-    "STATES",
-    "Dead",
-    "Deliver",
-    "Delivered",
-    "Held",
-    "NewEntry",
-    "OutboxEntry",
-    "OutboxStats",
-    "Outcome",
-    "Retry",
-]
 
 STATES: Final = ("pending", "held", "delivered", "dead")
 """Every state an outbox row can be in."""

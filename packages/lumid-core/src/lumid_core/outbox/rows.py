@@ -4,17 +4,49 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 from .model import STATES, Dead, Delivered, Held, OutboxEntry, OutboxStats, Outcome, Retry
 
-__all__ = ["COLUMNS", "check_state", "entry_of", "outcome_columns", "stats_of"]
+__all__ = [
+    "COLUMNS",
+    "SinkRows",
+    "check_retry",
+    "check_state",
+    "entry_of",
+    "outcome_columns",
+    "payload_text",
+    "stats_of",
+]
 
 COLUMNS: Final = (
     "sink, key, state, attempts, created_at, updated_at, reason, payload, hold_on, next_attempt_at"
 )
 """The columns `entry_of` reads, in this order (the same names in every store)."""
+
+
+class SinkRows[DB]:
+    """Base of an outbox store: its database `db` and the (non-empty) sink it serves."""
+
+    def __init__(self, db: DB, sink: str) -> None:
+        if not sink:
+            raise ValueError("an outbox needs a sink name")
+        self.db = db
+        self._sink = sink
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._sink!r}, {self.db!r})"
+
+    @property
+    def sink(self) -> str:
+        """The sink these rows belong to."""
+        return self._sink
+
+
+def payload_text(payload: Mapping[str, Any]) -> str:
+    """A payload as stored: compact JSON with sorted keys (`entry_of` reads it back)."""
+    return json.dumps(dict(payload), separators=(",", ":"), sort_keys=True)
 
 
 def entry_of(row: Any) -> OutboxEntry:
@@ -57,6 +89,12 @@ def check_state(state: str | None) -> None:
     """ValueError unless `state` is None or one of `STATES`."""
     if state is not None and state not in STATES:
         raise ValueError(f"unknown outbox state {state!r}; expected one of {', '.join(STATES)}")
+
+
+def check_retry(key: str | None, *, all_dead: bool) -> None:
+    """ValueError unless a replay names exactly one of `key` or `all_dead=True`."""
+    if (key is None) == (not all_dead):
+        raise ValueError("retry needs exactly one of key=... or all_dead=True")
 
 
 def outcome_columns(

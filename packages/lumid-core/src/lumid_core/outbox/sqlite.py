@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Awaitable, Iterable, Sequence
 from typing import Any, Final
@@ -19,7 +18,16 @@ from .model import (
     OutboxStats,
     Outcome,
 )
-from .rows import COLUMNS, check_state, entry_of, outcome_columns, stats_of
+from .rows import (
+    COLUMNS,
+    SinkRows,
+    check_retry,
+    check_state,
+    entry_of,
+    outcome_columns,
+    payload_text,
+    stats_of,
+)
 
 __all__ = ["Outbox"]
 
@@ -40,26 +48,12 @@ _MARK: Final = (
 )
 
 
-class Outbox:
+class Outbox(SinkRows[Database]):
     """The rows of one sink in the `outbox` table of a `Database` (an `OutboxStore`).
 
     Usable from any process that opens the same database (e.g. the CLI while a
     server runs).
     """
-
-    def __init__(self, db: Database, sink: str) -> None:
-        if not sink:
-            raise ValueError("an outbox needs a sink name")
-        self.db = db
-        self._sink = sink
-
-    def __repr__(self) -> str:
-        return f"Outbox({self._sink!r}, {self.db!r})"
-
-    @property
-    def sink(self) -> str:
-        """The sink these rows belong to."""
-        return self._sink
 
     # -- adding -----------------------------------------------------------------
 
@@ -74,7 +68,7 @@ class Outbox:
         ts = time.time() if now is None else now
         params: list[Any] = []
         for e in entries:
-            payload = json.dumps(dict(e.payload), separators=(",", ":"), sort_keys=True)
+            payload = payload_text(e.payload)
             params.extend((self._sink, e.key, e.state, ts, ts, ts, e.hold_on, e.reason, payload))
         if len(entries) == 1:
             # The same statement as every other single-row add: concurrent emits
@@ -222,12 +216,8 @@ class Outbox:
         return entry_of(rows[0]) if rows else None
 
     async def retry(self, *, key: str | None = None, all_dead: bool = False) -> int:
-        """Replay dead letters: dead -> pending, due now. Returns the rows moved.
-
-        Give exactly one of `key` (one row) or `all_dead=True`.
-        """
-        if (key is None) == (not all_dead):
-            raise ValueError("retry needs exactly one of key=... or all_dead=True")
+        """Replay dead letters (`OutboxStore.retry`): one write, seen by every process."""
+        check_retry(key, all_dead=all_dead)
         now = time.time()
         sql = (
             "UPDATE outbox SET state = 'pending', next_attempt_at = ?, updated_at = ?, "

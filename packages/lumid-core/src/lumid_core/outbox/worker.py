@@ -14,12 +14,12 @@ import logging
 import math
 import random
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 
 from lumid_core.logs import RateLimitedLog
 
 from .chores import Chores
+from .feed import Feed
 from .model import Dead, Deliver, Delivered, Held, OutboxEntry, Outcome, Retry
 from .settings import WorkerSettings
 from .store import OutboxStore
@@ -58,17 +58,19 @@ class OutboxWorker:
             outbox, name=self.name, logger=logger, warn=self.warn, settings=s, recheck=recheck
         )
         self._wake = asyncio.Event()
-        self._queue: deque[OutboxEntry] = deque()
-        self._claimed: set[str] = set()
+        self._feed = Feed(
+            outbox,
+            name=self.name,
+            warn=self.warn,
+            batch=self._batch,
+            concurrency=s.concurrency,
+            idle_poll=s.idle_poll,
+        )
         self._inflight: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._paused_until = 0.0
         self._failures = 0  # consecutive transient failures
-        self._dirty = True  # the store may hold due rows this worker has not queued
-        self._next_fill = 0.0  # monotonic time of the next periodic read of the store
-        self._retry_due: float | None = None  # epoch time a row this worker retried is due
-        self._finished_during_fill: set[str] | None = None
         self._marks: list[tuple[str, Outcome, float]] = []  # outcomes not yet recorded
         self._marker: asyncio.Task[None] | None = None
         self.delivered = 0
@@ -95,7 +97,7 @@ class OutboxWorker:
 
     def wake(self) -> None:
         """Read the store for due rows now (after adding or releasing rows elsewhere)."""
-        self._dirty = True
+        self._feed.dirty = True
         self._wake.set()
 
     def offer(self, entries: Iterable[OutboxEntry]) -> None:
@@ -107,20 +109,20 @@ class OutboxWorker:
         direct = self.running and not self._closing and time.time() >= self._paused_until
         queued = False
         for entry in entries:
-            if entry.key in self._claimed:
+            if entry.key in self._feed.claimed:
                 continue
-            if direct and not self._queue and len(self._inflight) < self._concurrency:
+            if direct and not self._feed.queue and len(self._inflight) < self._concurrency:
                 # A free slot: start the delivery now, without a turn of the loop.
-                self._claimed.add(entry.key)
+                self._feed.claimed.add(entry.key)
                 self._launch(entry)
                 continue
-            if len(self._queue) >= self._batch:
-                self._dirty = True
+            if len(self._feed.queue) >= self._batch:
+                self._feed.dirty = True
                 continue
-            self._claimed.add(entry.key)
-            self._queue.append(entry)
+            self._feed.claimed.add(entry.key)
+            self._feed.queue.append(entry)
             queued = True
-        if queued or self._dirty:
+        if queued or self._feed.dirty:
             self._wake.set()
 
     async def drain(self, within: float | None = None, *, poll: float = 0.01) -> bool:
@@ -133,7 +135,7 @@ class OutboxWorker:
         while True:
             if (
                 not self._inflight
-                and not self._queue
+                and not self._feed.queue
                 and not self._unrecorded
                 and await self.outbox.pending_count() == 0
             ):
@@ -179,15 +181,15 @@ class OutboxWorker:
                 self._wake.clear()
                 mono = time.monotonic()
                 if not self._closing and await self._chores.run_due(mono):
-                    self._dirty = True  # held rows released: read them
+                    self._feed.dirty = True  # held rows released: read them
                 now = time.time()
                 paused = now < self._paused_until
                 if not paused:
-                    if self._fill_needed(now, mono):
-                        await self._fill(now)
-                    while self._queue and len(self._inflight) < self._concurrency:
-                        self._launch(self._queue.popleft())
-                idle = not self._queue and not self._inflight and not self._unrecorded
+                    if self._feed.fill_needed(now, mono):
+                        await self._feed.fill(now)
+                    while self._feed.queue and len(self._inflight) < self._concurrency:
+                        self._launch(self._feed.queue.popleft())
+                idle = not self._feed.queue and not self._inflight and not self._unrecorded
                 if self._closing and (paused or idle):
                     return
                 try:
@@ -206,64 +208,20 @@ class OutboxWorker:
                 # Record what is known (bounded by the caller's flush timeout).
                 with contextlib.suppress(Exception):
                     await asyncio.shield(self._marker)
-            self._queue.clear()
-            self._claimed.clear()
-
-    def _fill_needed(self, now: float, mono: float) -> bool:
-        if len(self._queue) >= self._concurrency:
-            return False
-        if self._dirty or mono >= self._next_fill:
-            return True
-        return self._retry_due is not None and now >= self._retry_due
-
-    async def _fill(self, now: float) -> None:
-        self._dirty = False
-        self._next_fill = time.monotonic() + self.settings.idle_poll
-        if self._retry_due is not None and now >= self._retry_due:
-            self._retry_due = None
-        # A row whose outcome is recorded while this read (or the next_due_at read
-        # after it: an async store suspends there too) runs may still show as pending
-        # in the read's snapshot: remember such keys and skip them.
-        finished: set[str] = set()
-        self._finished_during_fill = finished
-        limit = self._batch + len(self._claimed)
-        try:
-            try:
-                rows = await self.outbox.due(now=now, limit=limit, skip=0)
-            except Exception as exc:
-                self._dirty = True
-                self.warn.warning("db", "%s: cannot read the outbox: %s", self.name, exc)
-                return
-            if len(rows) >= limit:
-                self._dirty = True  # more may be due than one read returns
-            else:
-                # Rows due later (retried by an earlier run or another process): the
-                # loop wakes for the earliest instead of waiting for the next read.
-                with contextlib.suppress(Exception):
-                    nxt = await self.outbox.next_due_at()
-                    if nxt is not None and nxt > now:
-                        self._retry_due = (
-                            nxt if self._retry_due is None else min(nxt, self._retry_due)
-                        )
-            for row in rows:
-                if row.key not in self._claimed and row.key not in finished:
-                    self._claimed.add(row.key)
-                    self._queue.append(row)
-        finally:
-            self._finished_during_fill = None
+            self._feed.clear()
 
     async def _sleep(self, now: float, paused: bool) -> None:
         if paused:
             timeout = max(0.0, self._paused_until - now)
-        elif self._queue and len(self._inflight) < self._concurrency:
+        elif self._feed.queue and len(self._inflight) < self._concurrency:
             return
         else:
-            timeout = max(0.0, self._next_fill - time.monotonic())
+            timeout = max(0.0, self._feed.next_fill - time.monotonic())
             if self._chores.next_recheck is not None:
                 recheck_in = self._chores.next_recheck - time.monotonic()
                 timeout = min(timeout, max(0.001, recheck_in))
-            if self._retry_due is not None:
-                timeout = min(timeout, max(0.0, self._retry_due - now))
+            if self._feed.retry_due is not None:
+                timeout = min(timeout, max(0.0, self._feed.retry_due - now))
         if timeout <= 0 and not self._inflight:
             await asyncio.sleep(0.005)  # due now: look again shortly, never spin
             return
@@ -281,7 +239,12 @@ class OutboxWorker:
         # A slot for a queued row, stop() waits, or a read of the store is due: the loop
         # may be waiting for this landing alone (a read that took longer than
         # `idle_poll`, e.g. a claim on a busy PostgreSQL, leaves no timer to wake it).
-        if self._queue or self._closing or self._dirty or time.monotonic() >= self._next_fill:
+        if (
+            self._feed.queue
+            or self._closing
+            or self._feed.dirty
+            or time.monotonic() >= self._feed.next_fill
+        ):
             self._wake.set()
 
     def _delay(self, attempts: int) -> float:
@@ -308,8 +271,7 @@ class OutboxWorker:
                     self._failures += 1
                     delay = self._delay(row.attempts + 1)
                     next_at = time.time() + delay
-                    if self._retry_due is None or next_at < self._retry_due:
-                        self._retry_due = next_at
+                    self._feed.due_at(next_at)
                     self._paused_until = max(
                         self._paused_until, time.time() + self._delay(self._failures)
                     )
@@ -338,13 +300,8 @@ class OutboxWorker:
             if self._marker is None or self._marker.done():
                 self._marker = asyncio.create_task(self._record_marks())
         except BaseException:
-            self._release(row.key)  # cancelled mid-delivery: nothing to record
+            self._feed.release(row.key)  # cancelled mid-delivery: nothing to record
             raise
-
-    def _release(self, key: str) -> None:
-        self._claimed.discard(key)
-        if self._finished_during_fill is not None:
-            self._finished_during_fill.add(key)
 
     async def _record_marks(self) -> None:
         """Record the outcomes gathered for up to `mark_delay`, in one group commit.
@@ -369,11 +326,8 @@ class OutboxWorker:
             finally:
                 retried = [at for _, outcome, at in marks if isinstance(outcome, Retry)]
                 for key, _, _ in marks:
-                    self._release(key)
+                    self._feed.release(key)
                 if retried:  # their new schedule is stored now: wake for the earliest
-                    first = min(retried)
-                    self._retry_due = (
-                        first if self._retry_due is None else min(first, self._retry_due)
-                    )
-                if self._closing or self._queue or retried:
+                    self._feed.due_at(min(retried))
+                if self._closing or self._feed.queue or retried:
                     self._wake.set()

@@ -18,7 +18,16 @@ from lumid_core.errors import StoreError
 
 from .schema import SCHEMA_VERSION, SchemaTooNew, migrate
 
-__all__ = ["DRIVER_ERRORS", "ENV_VAR", "PgDatabase", "PgStoreError", "reason_for", "redact"]
+__all__ = [
+    "DRIVER_ERRORS",
+    "ENV_VAR",
+    "PgDatabase",
+    "PgStoreError",
+    "PgTable",
+    "reason_for",
+    "redact",
+    "row_count",
+]
 
 ENV_VAR: Final = "LUMID_DATABASE_URL"
 CONNECT_TIMEOUT_SECONDS: Final = 10.0
@@ -35,6 +44,14 @@ class PgStoreError(StoreError):
     """The PostgreSQL store cannot be opened or used; the message names LUMID_DATABASE_URL."""
 
     variable = ENV_VAR
+
+
+def row_count(status: str) -> int:
+    """The row count of a command tag such as `DELETE 3` (0 when it carries none)."""
+    try:
+        return int(status.rsplit(" ", 1)[-1])
+    except ValueError:
+        return 0
 
 
 def redact(url: str) -> str:
@@ -153,3 +170,19 @@ class PgDatabase:
         return PgStoreError(
             f"{ENV_VAR}={self.path}: {doing} failed: {reason_for(exc, _password(self._url))}"
         )
+
+
+class PgTable:
+    """Base of the stores kept in tables of one open `PgDatabase`: holds it and its pool."""
+
+    def __init__(self, db: PgDatabase) -> None:
+        self._db = db
+        self._pool = db.pool
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._db!r})"
+
+    async def _text(self, sql: str, *args: object) -> str | None:
+        """The first column of the first row `sql` returns, as text, or None."""
+        value = await self._pool.fetchval(sql, *args)
+        return None if value is None else str(value)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
-from .database import NOW, PgDatabase
+from .database import NOW, PgTable
 
 __all__ = ["PgPrincipalDirectory"]
 
@@ -27,15 +27,8 @@ _UPSERT_MANY: Final = (
 _EMAIL: Final = "SELECT email FROM lumid_principals WHERE principal_id = $1"
 
 
-class PgPrincipalDirectory:
+class PgPrincipalDirectory(PgTable):
     """The `lumid_principals` table."""
-
-    def __init__(self, db: PgDatabase) -> None:
-        self._db = db
-        self._pool = db.pool
-
-    def __repr__(self) -> str:
-        return f"PgPrincipalDirectory({self._db!r})"
 
     async def record(self, principal_id: str, email: str) -> None:
         """Remember the principal's email (committed when this returns)."""
@@ -48,5 +41,4 @@ class PgPrincipalDirectory:
 
     async def email_for(self, principal_id: str) -> str | None:
         """The principal's last known email, or None (a primary-key read)."""
-        value = await self._pool.fetchval(_EMAIL, principal_id)
-        return None if value is None else str(value)
+        return await self._text(_EMAIL, principal_id)

@@ -17,8 +17,9 @@ PRIVILEGES: Final = ("SELECT", "INSERT", "UPDATE", "DELETE")
 
 
 async def check_postgres(settings: LumidSettings) -> tuple[Check, PgDatabase | None]:
-    """Open the store as `install()` does (migrating if needed), then check the role
-    may read and write every table. Never prints the password.
+    """Open the store as `install()` does (migrating if needed) and check the role's privileges.
+
+    The role must be able to read and write every table. Never prints the password.
 
     Returns the check and, when it passed, the open store (the caller closes it).
     """

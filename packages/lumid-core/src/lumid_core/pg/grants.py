@@ -12,7 +12,7 @@ from typing import Any, Final
 
 from lumid_core.store.base import Grant, Level, ReconcileResult
 
-from .database import DRIVER_ERRORS, NOW, PgDatabase
+from .database import DRIVER_ERRORS, NOW, PgDatabase, PgTable, row_count
 from .schema import RECONCILE_LOCK
 
 __all__ = ["PgGrantStore"]
@@ -52,25 +52,13 @@ _PAGE: Final = 1000
 _CHUNK: Final = 10_000
 
 
-def _count(status: str) -> int:
-    """The row count of a command tag such as `DELETE 3`."""
-    try:
-        return int(status.rsplit(" ", 1)[-1])
-    except ValueError:
-        return 0
-
-
-class PgGrantStore:
+class PgGrantStore(PgTable):
     """Grants in the `lumid_grants` table of a shared PostgreSQL database."""
 
     def __init__(self, db: PgDatabase) -> None:
-        self._db = db
-        self._pool = db.pool
+        super().__init__(db)
         self._pending: list[tuple[str, str, str, int, asyncio.Future[None]]] = []
         self._flusher: asyncio.Task[None] | None = None
-
-    def __repr__(self) -> str:
-        return f"PgGrantStore({self._db!r})"
 
     async def grant(self, kind: str, id: str, principal_id: str, level: Level) -> None:
         """Upsert a grant (never lowering its level); committed when this returns.
@@ -127,14 +115,14 @@ class PgGrantStore:
     async def revoke(self, kind: str, id: str, principal_id: str) -> bool:
         """Remove one grant; True when there was one."""
         try:
-            return _count(await self._pool.execute(_REVOKE, kind, id, principal_id)) > 0
+            return row_count(await self._pool.execute(_REVOKE, kind, id, principal_id)) > 0
         except DRIVER_ERRORS as exc:
             raise self._db.error(exc, "revoking a grant") from None
 
     async def delete_resource(self, kind: str, id: str) -> int:
         """Remove every grant on one resource; returns how many."""
         try:
-            return _count(await self._pool.execute(_DELETE, kind, id))
+            return row_count(await self._pool.execute(_DELETE, kind, id))
         except DRIVER_ERRORS as exc:
             raise self._db.error(exc, "deleting grants") from None
 
@@ -206,7 +194,7 @@ class PgGrantStore:
             await conn.copy_records_to_table("lumid_live", records=records, columns=["kind", "id"])
             await conn.execute("ANALYZE lumid_live")
             status = await conn.execute(_SWEEP, sorted(kinds), self._db.opened_at)
-        return ReconcileResult(kinds=frozenset(kinds), live=len(records), removed=_count(status))
+        return ReconcileResult(kinds=frozenset(kinds), live=len(records), removed=row_count(status))
 
     async def iter_grants(
         self,

@@ -7,24 +7,32 @@ replica, so a row the sink hands straight to its own worker is owned by it; `due
 claims further rows with `SELECT ... FOR UPDATE SKIP LOCKED` (unleased ones, or ones
 this replica already holds), so two replicas never take the same row. A live replica
 renews the leases of rows it holds and has not marked; one that dies mid-delivery
-holds its rows only until the lease ends, then any replica takes them. `mark()` /
-`mark_many()` record outcomes and drop the lease; `aclose()` hands back what a
-stopping replica still holds.
+holds its rows only until the lease ends, then any replica takes them (the leases
+are kept by `leases.Leases`). `mark()` / `mark_many()` record outcomes and drop the
+lease; `aclose()` hands back what a stopping replica still holds.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import time
 from collections.abc import Awaitable, Iterable, Sequence
 from typing import Final
 
 from lumid_core.outbox import NewEntry, OutboxEntry, OutboxStats, Outcome
-from lumid_core.outbox.rows import COLUMNS, check_state, entry_of, outcome_columns, stats_of
+from lumid_core.outbox.rows import (
+    COLUMNS,
+    SinkRows,
+    check_retry,
+    check_state,
+    entry_of,
+    outcome_columns,
+    payload_text,
+    stats_of,
+)
 
-from .database import NOW, PgDatabase
+from .database import NOW, PgDatabase, row_count
+from .leases import Leases
 
 __all__ = ["PgOutbox"]
 
@@ -57,17 +65,6 @@ _NEXT: Final = (
     "AND state = 'pending' ORDER BY GREATEST(next_attempt_at, lease_until) LIMIT 1"
 )
 _COUNT: Final = "SELECT count(*) FROM lumid_outbox WHERE sink = $1 AND state = 'pending'"
-_RENEW: Final = (
-    f"UPDATE lumid_outbox SET lease_until = {NOW} + $3 "  # noqa: S608 (constant SQL)
-    "WHERE sink = $1 AND claimed_by = $2 AND state = 'pending' AND key = ANY($4::text[])"
-)
-# A key this replica just marked is not claimed again by it for this long: the worker
-# still counts it as its own until its attempt has wound down, and would skip it.
-_REMARK_GRACE_SECONDS: Final = 2.0
-_RELEASE_CLAIMS: Final = (
-    "UPDATE lumid_outbox SET claimed_by = NULL, lease_until = 0 "
-    "WHERE sink = $1 AND claimed_by = $2 AND state = 'pending'"
-)
 _MARK_MANY: Final = (
     "UPDATE lumid_outbox o SET state = t.s, attempts = o.attempts + 1, updated_at = $2, "
     "next_attempt_at = t.n, hold_on = t.h, reason = t.r, claimed_by = NULL, lease_until = 0 "
@@ -76,46 +73,25 @@ _MARK_MANY: Final = (
 )
 
 
-def _count(status: str) -> int:
-    try:
-        return int(status.rsplit(" ", 1)[-1])
-    except ValueError:
-        return 0
-
-
-class PgOutbox:
+class PgOutbox(SinkRows[PgDatabase]):
     """The rows of one sink in the shared `lumid_outbox` table (an `OutboxStore`)."""
 
     def __init__(self, db: PgDatabase, sink: str, *, lease_seconds: float = 60.0) -> None:
-        if not sink:
-            raise ValueError("an outbox needs a sink name")
+        super().__init__(db, sink)
         if lease_seconds <= 0:
             raise ValueError("lease_seconds must be positive")
-        self.db = db
-        self._sink = sink
         self.lease_seconds = lease_seconds
         self._pool = db.pool
-        self._renewer: asyncio.Task[None] | None = None
-        self._closed = False
-        self._out: dict[str, float] = {}  # key -> when leased here (monotonic), until marked
-        self._recent: dict[str, float] = {}  # key -> when marked (monotonic)
-
-    def __repr__(self) -> str:
-        return f"PgOutbox({self._sink!r}, {self.db!r})"
-
-    @property
-    def sink(self) -> str:
-        """The sink these rows belong to."""
-        return self._sink
+        self._leases = Leases(db, sink, lease_seconds)
 
     # -- adding -----------------------------------------------------------------
 
     async def add(self, entries: Sequence[NewEntry], *, now: float | None = None) -> int:
-        """Add `entries` in one statement (committed when this returns); a key already
-        present, or repeated in `entries`, keeps its first row. Returns the rows inserted.
+        """Add `entries` in one statement (committed on return); returns the rows inserted.
 
-        The pending ones are leased to this replica (renewed while it lives), so the
-        sink may hand them to this replica's worker without a claim.
+        A key already present, or repeated in `entries`, keeps its first row. The
+        pending ones are leased to this replica (renewed while it lives), so the sink
+        may hand them to this replica's worker without a claim.
         """
         if not entries:
             return 0
@@ -126,7 +102,7 @@ class PgOutbox:
             states.append(e.state)
             holds.append(e.hold_on)
             reasons.append(e.reason)
-            payloads.append(json.dumps(dict(e.payload), separators=(",", ":"), sort_keys=True))
+            payloads.append(payload_text(e.payload))
         rows = await self._pool.fetch(
             _ADD,
             self._sink,
@@ -139,11 +115,7 @@ class PgOutbox:
             self.db.replica_id,
             self.lease_seconds,
         )
-        mono = time.monotonic()
-        for r in rows:
-            if r[1] == "pending":
-                self._out[r[0]] = mono
-        self._keep_leases()
+        self._leases.took(r[0] for r in rows if r[1] == "pending")
         return len(rows)
 
     # -- the delivery side ------------------------------------------------------
@@ -159,11 +131,9 @@ class PgOutbox:
         replica already holds (e.g. added here) are returned too; `skip` is accepted
         for interface parity.
         """
-        if self._closed:
+        if self._leases.closed:
             return []
         ts = time.time() if now is None else now
-        mono = time.monotonic()
-        self._recent = {k: t for k, t in self._recent.items() if mono - t < _REMARK_GRACE_SECONDS}
         rows = await self._pool.fetch(
             _CLAIM,
             self._sink,
@@ -171,50 +141,14 @@ class PgOutbox:
             int(limit),
             self.db.replica_id,
             self.lease_seconds,
-            list(self._recent),
+            self._leases.recently_marked(),
         )
-        for r in rows:
-            self._out[r[1]] = mono
-        self._keep_leases()
+        self._leases.took(r[1] for r in rows)
         return sorted((entry_of(r) for r in rows), key=lambda e: e.next_attempt_at)
-
-    def _keep_leases(self) -> None:
-        if self._out and not self._closed and (self._renewer is None or self._renewer.done()):
-            self._renewer = asyncio.create_task(self._renew(), name=f"{self._sink}-leases")
-
-    async def _renew(self) -> None:
-        """While this replica lives, keep the leases on the rows it holds and has not
-        marked yet.
-
-        A row waiting in this replica's queue (or out on a slow delivery) is not taken
-        by another replica; a replica that dies stops renewing, and its leases end. A
-        row held for more than ten leases is let go (its lease ends; any replica, this
-        one included, claims it again), so nothing is held forever.
-        """
-        while not self._closed:
-            await asyncio.sleep(self.lease_seconds / 3)
-            if self._pool.is_closing():
-                return
-            mono = time.monotonic()
-            self._out = {k: t for k, t in self._out.items() if mono - t < 10 * self.lease_seconds}
-            if not self._out:
-                return  # nothing held: the next add or claim starts a new renewer
-            with contextlib.suppress(Exception):  # the next round tries again
-                await self._pool.execute(
-                    _RENEW, self._sink, self.db.replica_id, self.lease_seconds, list(self._out)
-                )
 
     async def aclose(self) -> None:
         """Stop renewing and hand back the rows this replica holds (after its worker stops)."""
-        self._closed = True
-        self._out.clear()
-        task, self._renewer = self._renewer, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        with contextlib.suppress(Exception):
-            await self._pool.execute(_RELEASE_CLAIMS, self._sink, self.db.replica_id)
+        await self._leases.aclose()
 
     async def next_due_at(self) -> float | None:
         """When the earliest pending row can be claimed (its schedule or its lease's end)."""
@@ -228,20 +162,23 @@ class PgOutbox:
     def mark(
         self, key: str, outcome: Outcome, *, next_attempt_at: float = 0.0
     ) -> Awaitable[object]:
-        """Record the outcome of one attempt on a pending row and drop its lease (the
-        statement is sent when this is called; await the result for durability)."""
+        """Record the outcome of one attempt on a pending row and drop its lease.
+
+        The statement is sent when this is called; await the result for durability.
+        """
         return self.mark_many([(key, outcome, next_attempt_at)])
 
     def mark_many(self, marks: Sequence[tuple[str, Outcome, float]]) -> Awaitable[object]:
-        """Record many outcomes `(key, outcome, next_attempt_at)` in one statement and
-        drop their leases (sent when this is called)."""
+        """Record many outcomes `(key, outcome, next_attempt_at)` in one statement.
+
+        Their leases drop; the statement is sent when this is called.
+        """
         now = time.time()
         keys: list[str] = []
         states: list[str] = []
         nexts: list[float] = []
         holds: list[str | None] = []
         reasons: list[str | None] = []
-        mono = time.monotonic()
         for key, outcome, next_at in marks:
             state, at, hold, reason = outcome_columns(outcome, now, next_at)
             keys.append(key)
@@ -249,9 +186,7 @@ class PgOutbox:
             nexts.append(at)
             holds.append(hold)
             reasons.append(reason)
-            self._out.pop(key, None)
-            if state == "pending":  # only a retried row can be claimed again
-                self._recent[key] = mono
+            self._leases.marked(key, pending=state == "pending")
         return asyncio.ensure_future(
             self._pool.execute(_MARK_MANY, self._sink, now, keys, states, nexts, holds, reasons)
         )
@@ -281,7 +216,7 @@ class PgOutbox:
             self._sink,
             values,
         )
-        moved = _count(status)
+        moved = row_count(status)
         return moved
 
     async def prune_delivered(self, older_than_seconds: float) -> int:
@@ -292,7 +227,7 @@ class PgOutbox:
             self._sink,
             cutoff,
         )
-        return _count(status)
+        return row_count(status)
 
     # -- inspection and replay (the CLI) ----------------------------------------
 
@@ -335,12 +270,8 @@ class PgOutbox:
         return None if row is None else entry_of(row)
 
     async def retry(self, *, key: str | None = None, all_dead: bool = False) -> int:
-        """Replay dead letters: dead -> pending, due now. Returns the rows moved.
-
-        Give exactly one of `key` (one row) or `all_dead=True`.
-        """
-        if (key is None) == (not all_dead):
-            raise ValueError("retry needs exactly one of key=... or all_dead=True")
+        """Replay dead letters (`OutboxStore.retry`); their leases drop: any replica claims them."""
+        check_retry(key, all_dead=all_dead)
         now = time.time()
         sql = (
             "UPDATE lumid_outbox SET state = 'pending', next_attempt_at = $1, updated_at = $1, "
@@ -351,5 +282,5 @@ class PgOutbox:
             status = await self._pool.execute(sql, now, self._sink)
         else:
             status = await self._pool.execute(sql + " AND key = $3", now, self._sink, key)
-        moved = _count(status)
+        moved = row_count(status)
         return moved

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from .database import NOW, PgDatabase
+from .database import NOW, PgTable
 
 __all__ = ["PgParentLinks"]
 
@@ -18,15 +18,8 @@ _PARENT: Final = (
 )
 
 
-class PgParentLinks:
+class PgParentLinks(PgTable):
     """The `lumid_resource_parents` table: one parent per (kind, id, parent kind)."""
-
-    def __init__(self, db: PgDatabase) -> None:
-        self._db = db
-        self._pool = db.pool
-
-    def __repr__(self) -> str:
-        return f"PgParentLinks({self._db!r})"
 
     async def link(self, kind: str, id: str, parent_kind: str, parent_id: str) -> None:
         """Record (or move) the parent of one resource; committed when this returns."""
@@ -34,5 +27,4 @@ class PgParentLinks:
 
     async def parent(self, kind: str, id: str, parent_kind: str) -> str | None:
         """The recorded parent id, or None (a primary-key read)."""
-        value = await self._pool.fetchval(_PARENT, kind, id, parent_kind)
-        return None if value is None else str(value)
+        return await self._text(_PARENT, kind, id, parent_kind)
