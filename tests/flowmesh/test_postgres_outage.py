@@ -8,6 +8,8 @@ import pytest
 from fastapi import HTTPException
 from lumid_hooks import ResourceRef
 
+from lumid_core import unavailable
+from lumid_core.logs import RateLimitedLog
 from lumid_fakes import FakeLumId, PgCluster
 from lumid_flowmesh_plugin import install
 
@@ -21,6 +23,11 @@ async def test_checks_answer_503_while_the_database_refuses_connections(
 ) -> None:
     name = pg_cluster.create_database()
     monkeypatch.setenv("LUMID_DATABASE_URL", pg_cluster.url(name))
+    # The 503 warning is rate-limited per process: an earlier test's outage must not
+    # silence this one's.
+    monkeypatch.setattr(
+        unavailable, "_warn", RateLimitedLog(logging.getLogger("lumid_core.store"), 60.0)
+    )
     log = logging.getLogger("tests")
     token = fake_lumid.add_token("alice", scopes=["flowmesh:workflows:read"], email="a@x.io")
     async with install() as plugin:
