@@ -16,7 +16,15 @@ from __future__ import annotations
 from lumid_core.hosts import DOCTOR_GROUP, KNOWN_HOSTS, installed_hosts
 from lumid_core.urls import redact_url
 
-from .checks import check_lumid, check_plugins_listed
+from .checks import (
+    SettingsChecks,
+    StoreChecks,
+    check_insecure_urls,
+    check_lumid,
+    check_plugins_listed,
+    check_settings,
+    check_store,
+)
 from .context import DoctorContext
 from .database import check_database, check_database_identity, check_upgrade
 from .host import PluginDoctor
@@ -38,11 +46,16 @@ __all__ = [
     "HostNotInstalledError",
     "Introspection",
     "PluginDoctor",
+    "SettingsChecks",
     "Status",
+    "StoreChecks",
     "check_database",
     "check_database_identity",
+    "check_insecure_urls",
     "check_lumid",
     "check_plugins_listed",
+    "check_settings",
+    "check_store",
     "check_upgrade",
     "installed_hosts",
     "load_host_doctor",
