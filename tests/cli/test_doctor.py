@@ -294,6 +294,21 @@ def test_billing_half_configured_and_guard_without_billing_warn(
         env={"FLOWMESH_BRIDGE_SECRET": "", "RUNMESH_BILLING_BASE_URL": ""},
     )
     assert _line(off, "billing").startswith("OK    billing         off")
+    assert "balance guard" not in off.stdout  # LUMID_BALANCE_GUARD unset: off
+    guarded = cli(
+        "doctor",
+        "--host",
+        "flowmesh",
+        env={
+            "FLOWMESH_BRIDGE_SECRET": "",
+            "RUNMESH_BILLING_BASE_URL": "",
+            "LUMID_BALANCE_GUARD": "on",
+        },
+    )
+    assert _line(guarded, "balance guard") == (
+        "WARN  balance guard   LUMID_BALANCE_GUARD=on has no effect: billing is off "
+        "(RUNMESH_BILLING_BASE_URL is empty)"
+    )
 
 
 @pytest.mark.parametrize(
