@@ -28,7 +28,6 @@ NOW: Final = "extract(epoch from clock_timestamp())::float8"
 """SQL for the server's clock in seconds: every replica stamps rows with one clock."""
 
 
-
 class PgStoreError(StoreError):
     """The PostgreSQL store cannot be opened or used; the message names LUMID_DATABASE_URL."""
 
