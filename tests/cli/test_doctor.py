@@ -294,6 +294,21 @@ def test_billing_half_configured_and_guard_without_billing_warn(
         env={"FLOWMESH_BRIDGE_SECRET": "", "RUNMESH_BILLING_BASE_URL": ""},
     )
     assert _line(off, "billing").startswith("OK    billing         off")
+    assert "balance guard" not in off.stdout  # LUMID_BALANCE_GUARD unset: off
+    guarded = cli(
+        "doctor",
+        "--host",
+        "flowmesh",
+        env={
+            "FLOWMESH_BRIDGE_SECRET": "",
+            "RUNMESH_BILLING_BASE_URL": "",
+            "LUMID_BALANCE_GUARD": "on",
+        },
+    )
+    assert _line(guarded, "balance guard") == (
+        "WARN  balance guard   LUMID_BALANCE_GUARD=on has no effect: billing is off "
+        "(RUNMESH_BILLING_BASE_URL is empty)"
+    )
 
 
 @pytest.mark.parametrize(
@@ -456,7 +471,7 @@ def test_missing_plugin_names_the_wheel(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # The plugins are installed in this workspace: hide them to see the message.
-    monkeypatch.setattr("lumid_core.doctor.entry_points", _only([]))
+    monkeypatch.setattr("lumid_core.doctor.report.entry_points", _only([]))
     with pytest.raises(HostNotInstalledError, match="install the lumid-lumilake-plugin wheel"):
         load_host_doctor("lumilake")
     assert main(["doctor", "--host", "flowmesh"]) == 1
@@ -471,7 +486,7 @@ def test_an_entry_point_that_is_no_doctor_fails(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     ep = EntryPoint(name="flowmesh", value="json:dumps", group="lumid.doctor")
-    monkeypatch.setattr("lumid_core.doctor.entry_points", _only([ep]))
+    monkeypatch.setattr("lumid_core.doctor.report.entry_points", _only([ep]))
     assert main(["doctor", "--host", "flowmesh", "--json"]) == 1
     doc = json.loads(capsys.readouterr().out)
     assert doc["checks"][0]["status"] == "FAIL"

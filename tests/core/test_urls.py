@@ -13,6 +13,7 @@ from lumid_core.urls import (
     check_url,
     host_of,
     is_cleartext_remote,
+    redact_url,
 )
 
 BAD = [
@@ -166,3 +167,24 @@ def test_postgres_urls_accepted_are_parsed_by_httpx_too(tail: str) -> None:
     except UrlError:
         return
     assert httpx.URL(accepted).host
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("https://lum.id", "https://lum.id"),
+        ("https://u:pw-SECRET@lum.id/a", "https://***@lum.id/a"),
+        ("https://lum.id/a?key=SECRET&b=2", "https://lum.id/a?***"),
+        ("https://lum.id/#SECRET", "https://lum.id/#***"),
+        (
+            "postgresql://lumid:SECRET@db:5432/x?sslpassword=SECRET",
+            "postgresql://***@db:5432/x?***",
+        ),
+        # not a URL the validator accepts: still hidden (settings echo rejected values)
+        ("see https://a@b:SECRET@[::1/x", "see https://***@[::1/x"),
+        ("http://u:SECRET@lum id", "http://***@lum id"),
+    ],
+)
+def test_redact_url_hides_credentials_query_and_fragment(text: str, shown: str) -> None:
+    assert redact_url(text) == shown
+    assert "SECRET" not in redact_url(text)

@@ -25,7 +25,7 @@ from lumid_hooks import PrincipalContext
 
 from .directory import PrincipalDirectory
 from .http import LaneTransport, make_http_client
-from .introspection import IntrospectionError, introspect, parse_introspection
+from .introspection import IntrospectionError, Verdict, introspect, parse_introspection
 from .settings import LumidSettings
 
 __all__ = [
@@ -116,6 +116,21 @@ class LumIdIdentityProvider:
             return None
         return await self._resolve_miss(key, raw_token, logger)
 
+    async def ask(self, raw_token: str) -> Verdict:
+        """lum.id's verdict on `raw_token`: one introspection, no cache, no slot, no log.
+
+        Raises `IntrospectionError` when lum.id gives no clean verdict (`lumid doctor`
+        asks this way too).
+        """
+        return await introspect(
+            self._client,
+            self._url,
+            raw_token,
+            org_id=self._org_id,
+            deadline=self._timeout,
+            max_bytes=self._max_reply,
+        )
+
     def _read_clock(self) -> float:
         """Read the clock; with the default clock, keep it for COARSE_CLOCK_SECONDS."""
         now = self._clock()
@@ -184,14 +199,7 @@ class LumIdIdentityProvider:
             ) from None
         try:
             self.introspections += 1
-            verdict = await introspect(
-                self._client,
-                self._url,
-                raw_token,
-                org_id=self._org_id,
-                deadline=self._timeout,
-                max_bytes=self._max_reply,
-            )
+            verdict = await self.ask(raw_token)
         except IntrospectionError as exc:
             raise self._unavailable(logger, str(exc)) from None
         except Exception as exc:  # nothing lum.id sends may become a 500

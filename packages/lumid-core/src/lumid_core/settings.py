@@ -9,7 +9,6 @@ validation error into a `SettingsError` naming each variable.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Collection
 from pathlib import Path
 from typing import Annotated, Any, Final, get_args
@@ -26,6 +25,7 @@ from .urls import (
     UrlPartRefused,
     check_url,
     is_cleartext_remote,
+    redact_url,
 )
 
 __all__ = [
@@ -52,8 +52,10 @@ def url_validator(
     query: bool = False,
     why: str = "",
 ) -> AfterValidator:
-    """A pydantic validator running `lumid_core.urls.check_url` with these rules, on a
-    `str` or a `SecretStr` field (e.g. a `postgresql://` URL with a password).
+    """A pydantic validator running `lumid_core.urls.check_url` with these rules.
+
+    It validates a `str` or a `SecretStr` field (e.g. a `postgresql://` URL with a
+    password).
 
     `why` is appended when a refused part (credentials, query, fragment) is present,
     e.g. to say where the credential goes instead.
@@ -129,6 +131,7 @@ class LumidSettings(BaseSettings):
 
     @property
     def introspect_url(self) -> str:
+        """Lum.id's introspection endpoint under LUM_ID_BASE_URL."""
         return f"{self.lum_id_base_url}/oauth/introspect"
 
     @property
@@ -157,16 +160,6 @@ def _is_secret(settings_cls: type[BaseSettings], name: str) -> bool:
     return annotation is SecretStr or SecretStr in get_args(annotation)
 
 
-_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/?#\s]*@")
-_QUERY = re.compile(r"(?P<mark>[?#])\S*")
-
-
-def _redact_userinfo(value: str) -> str:
-    """Hide credentials embedded in a URL (`https://user:pass@host` -> `https://***@host`)
-    and its query or fragment, where keys also travel (`?key=...` -> `?***`)."""
-    return _QUERY.sub(r"\g<mark>***", _USERINFO.sub(r"\g<scheme>***@", value))
-
-
 def load_settings[S: LumidSettings](settings_cls: type[S], **overrides: Any) -> S:
     """Read `settings_cls` from the environment, raising `SettingsError` on bad input.
 
@@ -184,7 +177,7 @@ def load_settings[S: LumidSettings](settings_cls: type[S], **overrides: Any) -> 
             if not _is_secret(settings_cls, name):
                 raw = os.environ.get(name.upper(), overrides.get(name))
                 if raw is not None:
-                    reason += f" (got {_redact_userinfo(str(raw))[:200]!r})"
+                    reason += f" (got {redact_url(str(raw))[:200]!r})"
             problems.append(Problem(name.upper(), reason))
         raise SettingsError(problems) from None
     insecure = settings.insecure_http_urls()

@@ -28,6 +28,7 @@ __all__ = [
     "host_of",
     "is_cleartext_remote",
     "is_loopback_host",
+    "redact_url",
 ]
 
 HTTP_SCHEMES: Final = frozenset({"http", "https"})
@@ -46,6 +47,8 @@ _USERINFO: Final = re.compile(rf"(?:[{_UNRESERVED}{re.escape(_SUB_DELIMS)}:]|{_P
 _LABEL: Final = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
 _IPV4_LIKE: Final = re.compile(r"[0-9.]+")
 _PORT: Final = re.compile(r"[0-9]{1,5}")
+_REDACT_USERINFO: Final = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/?#\s]*@")
+_REDACT_QUERY: Final = re.compile(r"(?P<mark>[?#])\S*")
 
 
 class UrlError(LumidError, ValueError):
@@ -187,3 +190,13 @@ def is_cleartext_remote(url: str) -> bool:
     True for `http://` to anything but a loopback host.
     """
     return urlsplit(url).scheme.lower() == "http" and not is_loopback_host(host_of(url))
+
+
+def redact_url(text: str) -> str:
+    """`text` with every URL's `user:password@` part, query and fragment hidden.
+
+    `https://user:pass@host/p?key=k#f` becomes `https://***@host/p?***`: URLs are
+    printed and logged, credentials never, and a query or fragment may hold a key.
+    It works on any text (an invalid value, a URL inside a message), never raises.
+    """
+    return _REDACT_QUERY.sub(r"\g<mark>***", _REDACT_USERINFO.sub(r"\g<scheme>***@", text))

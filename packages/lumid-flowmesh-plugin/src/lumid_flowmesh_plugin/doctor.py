@@ -11,22 +11,17 @@ from collections.abc import Sequence
 from typing import Final
 
 from lumid_core.db import Database
-from lumid_core.doctor import (
-    Check,
-    DoctorContext,
-    Status,
-    check_plugins_listed,
-    redact_url,
-)
+from lumid_core.doctor import Check, DoctorContext, PluginDoctor, Status
 from lumid_core.outbox import Outbox
+from lumid_core.urls import redact_url
 
 from .billing import BILLING_SINK
-from .plugin import PLUGIN
+from .plugin import PLUGIN, guard_without_billing
 from .policy import FLOWMESH_POLICY
 from .runmesh import RunmeshClient
 from .settings import FlowMeshSettings
 
-__all__ = ["DOCTOR", "FlowMeshDoctor"]
+__all__ = ["DOCTOR"]
 
 API_KEY_VAR: Final = "FLOWMESH_API_KEY"
 PLUGINS_VAR: Final = "FLOWMESH_PLUGINS"
@@ -35,37 +30,19 @@ WORKER_NEEDS: Final = (("result", "write"), ("node", "write"))
 STALE_PENDING_SECONDS: Final = 3600.0
 
 
-class FlowMeshDoctor:
-    host = "flowmesh"
-    settings_class = FlowMeshSettings
-    policy = FLOWMESH_POLICY
-
-    async def checks(self, ctx: DoctorContext) -> Sequence[Check]:
-        settings = ctx.settings
-        if not isinstance(settings, FlowMeshSettings):  # pragma: no cover - core's contract
-            raise TypeError("lumid doctor passed settings of the wrong class")
-        out = [await _billing(settings)]
-        if settings.lumid_balance_guard == "on" and not settings.billing_enabled:
-            out.append(
-                Check(
-                    "balance guard",
-                    Status.WARN,
-                    f"LUMID_BALANCE_GUARD=on has no effect: billing is off "
-                    f"({settings.billing_off_reason})",
-                    "LUMID_BALANCE_GUARD",
-                )
-            )
-        if (note := settings.balance_guard_note) is not None:
-            out.append(Check("balance guard", Status.WARN, note, "LUMID_BALANCE_GUARD"))
-        if ctx.db is not None:
-            out.append(await _outbox(ctx))
-        elif ctx.db_not_created:
-            out.append(
-                Check("billing outbox", Status.OK, "empty (no database yet: nothing queued)")
-            )
-        out.append(await _api_key(ctx))
-        listed = check_plugins_listed(ctx.environ, PLUGINS_VAR, PLUGIN, "FlowMesh")
-        return out if listed is None else [listed, *out]
+async def _checks(ctx: DoctorContext, settings: FlowMeshSettings) -> Sequence[Check]:
+    """`lumid doctor --host flowmesh`: billing, the balance guard, the outbox, the API key."""
+    out = [await _billing(settings)]
+    if (mistake := guard_without_billing(settings)) is not None:
+        out.append(Check("balance guard", Status.WARN, mistake, "LUMID_BALANCE_GUARD"))
+    if (note := settings.balance_guard_note) is not None:
+        out.append(Check("balance guard", Status.WARN, note, "LUMID_BALANCE_GUARD"))
+    if ctx.db is not None:
+        out.append(await _outbox(ctx))
+    elif ctx.db_not_created:
+        out.append(Check("billing outbox", Status.OK, "empty (no database yet: nothing queued)"))
+    out.append(await _api_key(ctx))
+    return out
 
 
 async def _billing(settings: FlowMeshSettings) -> Check:
@@ -227,4 +204,8 @@ async def _api_key(ctx: DoctorContext) -> Check:
     )
 
 
-DOCTOR: Final = FlowMeshDoctor()
+# (host, label, settings class, policy, plugin-list variable, module, own checks)
+DOCTOR: Final = PluginDoctor(
+    "flowmesh", "FlowMesh", FlowMeshSettings, FLOWMESH_POLICY, PLUGINS_VAR, PLUGIN, _checks
+)
+"""The `HostDoctor` the `lumid.doctor` entry point `flowmesh` names."""

@@ -94,18 +94,25 @@ async def install() -> AsyncIterator[FlowMeshBindings]:
 
 
 def half_configured(settings: FlowMeshSettings) -> str | None:
-    """A billing set-up that is half there (likely a mistake), said plainly; else None."""
+    """A billing set-up that is half there (likely a mistake), said plainly; else None.
+
+    Half there: one of the two billing variables set, or else the balance guard on
+    while billing is off (`guard_without_billing`, which `lumid doctor` reports too).
+    """
     if settings.billing_enabled:
         return None
     url_set = bool(settings.runmesh_billing_base_url)
     secret_set = bool(settings.bridge_secret)
     if url_set != secret_set:
         return f"billing is OFF although only half configured: {settings.billing_off_reason}"
-    if settings.lumid_balance_guard == "on":
-        return (
-            f"LUMID_BALANCE_GUARD=on has no effect: billing is off ({settings.billing_off_reason})"
-        )
-    return None
+    return guard_without_billing(settings)
+
+
+def guard_without_billing(settings: FlowMeshSettings) -> str | None:
+    """Why LUMID_BALANCE_GUARD=on does nothing (billing is off), or None."""
+    if settings.billing_enabled or settings.lumid_balance_guard != "on":
+        return None
+    return f"LUMID_BALANCE_GUARD=on has no effect: billing is off ({settings.billing_off_reason})"
 
 
 def describe(settings: FlowMeshSettings) -> str:

@@ -10,43 +10,27 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Final
 
-from lumid_core.doctor import (
-    Check,
-    DoctorContext,
-    Status,
-    check_plugins_listed,
-    redact_url,
-)
+from lumid_core.doctor import Check, DoctorContext, PluginDoctor, Status
+from lumid_core.urls import redact_url
 
 from .optimizer import CatalogError, fetch_optimizer_catalog
 from .plugin import PLUGIN, ignored_db_warning
 from .policy import LUMILAKE_POLICY
 from .settings import LumilakeSettings
 
-__all__ = ["DOCTOR", "LumilakeDoctor"]
+__all__ = ["DOCTOR"]
 
 REQUIRE_VAR: Final = "LUMILAKE_REQUIRE_IDENTITY_PROVIDER"
 PLUGINS_VAR: Final = "LUMILAKE_PLUGINS"
 
 
-class LumilakeDoctor:
+async def _checks(ctx: DoctorContext, settings: LumilakeSettings) -> Sequence[Check]:
     """`lumid doctor --host lumilake`: the optimizer, the plugin list and the old db path."""
-
-    host = "lumilake"
-    settings_class = LumilakeSettings
-    policy = LUMILAKE_POLICY
-
-    async def checks(self, ctx: DoctorContext) -> Sequence[Check]:
-        """The Lumilake-specific checks, after the core's shared ones."""
-        settings = ctx.settings
-        if not isinstance(settings, LumilakeSettings):  # pragma: no cover - core's contract
-            raise TypeError("lumid doctor passed settings of the wrong class")
-        out = [await _optimizer(ctx, settings), _require_identity(ctx)]
-        if (ignored := settings.ignored_legacy_db_path) is not None:
-            detail = ignored_db_warning(ignored, settings.lumid_acl_db_path)
-            out.append(Check("upgrade", Status.WARN, detail, "LUMID_LUMILAKE_ACL_DB_PATH"))
-        listed = check_plugins_listed(ctx.environ, PLUGINS_VAR, PLUGIN, "Lumilake")
-        return out if listed is None else [listed, *out]
+    out = [await _optimizer(ctx, settings), _require_identity(ctx)]
+    if (ignored := settings.ignored_legacy_db_path) is not None:
+        detail = ignored_db_warning(ignored, settings.lumid_acl_db_path)
+        out.append(Check("upgrade", Status.WARN, detail, "LUMID_LUMILAKE_ACL_DB_PATH"))
+    return out
 
 
 async def _optimizer(ctx: DoctorContext, settings: LumilakeSettings) -> Check:
@@ -99,4 +83,8 @@ def _require_identity(ctx: DoctorContext) -> Check:
     )
 
 
-DOCTOR: Final = LumilakeDoctor()
+# (host, label, settings class, policy, plugin-list variable, module, own checks)
+DOCTOR: Final = PluginDoctor(
+    "lumilake", "Lumilake", LumilakeSettings, LUMILAKE_POLICY, PLUGINS_VAR, PLUGIN, _checks
+)
+"""The `HostDoctor` the `lumid.doctor` entry point `lumilake` names."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from lumid_core.hosts import KNOWN_HOSTS, installed_hosts
 
@@ -14,11 +14,6 @@ from ._output import emit_json, printable
 
 if TYPE_CHECKING:
     from lumid_core.doctor import Check
-    from lumid_core.settings import LumidSettings, SettingsError
-
-if TYPE_CHECKING:
-    from lumid_core.db import Database
-    from lumid_core.pg import PgDatabase
 
 __all__ = ["add_parser", "run_checks"]
 
@@ -42,12 +37,6 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     doctor.set_defaults(run=_doctor)
 
 
-def _settings_failures(exc: SettingsError) -> list[Check]:
-    from lumid_core.doctor import Check, Status
-
-    return [Check("settings", Status.FAIL, str(p), p.variable or None) for p in exc.problems]
-
-
 def _wheel_version(wheel: str) -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -55,16 +44,6 @@ def _wheel_version(wheel: str) -> str:
         return version(wheel)
     except PackageNotFoundError:
         return "?"
-
-
-def _defaults_for(settings_cls: type[LumidSettings], variables: set[str]) -> dict[str, Any]:
-    """Overrides putting each failed variable back to its default (None if unknown)."""
-    out: dict[str, Any] = {}
-    for var in variables:
-        field = settings_cls.model_fields.get(var.lower())
-        if field is not None and not field.is_required():
-            out[var.lower()] = field.get_default(call_default_factory=True)
-    return out
 
 
 async def run_checks(host: str, environ: Mapping[str, str] = os.environ) -> list[Check]:
@@ -80,13 +59,13 @@ async def run_checks(host: str, environ: Mapping[str, str] = os.environ) -> list
         DoctorContext,
         HostNotInstalledError,
         Status,
-        check_database,
+        check_insecure_urls,
         check_lumid,
-        check_upgrade,
+        check_settings,
+        check_store,
         load_host_doctor,
     )
-    from lumid_core.identity import make_http_client
-    from lumid_core.settings import INSECURE_HTTP_VAR, SettingsError, load_settings
+    from lumid_core.http import make_http_client
 
     try:
         host_doctor = load_host_doctor(host)
@@ -97,56 +76,22 @@ async def run_checks(host: str, environ: Mapping[str, str] = os.environ) -> list
     wheel = KNOWN_HOSTS.get(host, f"lumid-{host}-plugin")
     checks = [Check("plugin", Status.OK, f"{wheel} {_wheel_version(wheel)} installed")]
 
-    settings_cls = host_doctor.settings_class
-    failed: set[str] = set()
-    try:
-        settings = load_settings(settings_cls)
-    except SettingsError as exc:
-        failures = _settings_failures(exc)
-        checks += failures
-        failed = {c.env_var for c in failures if c.env_var is not None}
-        try:  # the rest may still be fine: check it with the failed ones at defaults
-            settings = load_settings(settings_cls, **_defaults_for(settings_cls, failed))
-        except SettingsError:
-            return checks
-    else:
-        checks.append(
-            Check(
-                "settings",
-                Status.OK,
-                f"{settings_cls.__name__} valid (org {settings.lumid_org_id})",
-            )
-        )
-    for var in settings.insecure_http_urls():  # allowed by LUMID_ALLOW_INSECURE_HTTP=1
-        checks.append(
-            Check(
-                "settings",
-                Status.WARN,
-                f"{var} is http:// to a non-loopback host: credentials sent to it travel "
-                f"in clear text ({INSECURE_HTTP_VAR}=1 allows it; use https:// unless a "
-                "TLS-terminating proxy on a private network is in between)",
-                var,
-            )
-        )
-
-    db: Database | PgDatabase | None = None
-    not_created = False
-    if settings.database_url is not None:  # the shared PostgreSQL store (docs/scaling.md)
-        from lumid_core.pg.doctor import check_postgres
-
-        if "LUMID_DATABASE_URL" not in failed:
-            db_check, db = await check_postgres(settings)
-            checks.append(db_check)
-    elif "LUMID_ACL_DB_PATH" not in failed:
-        db_check, db = await check_database(settings.lumid_acl_db_path)
-        checks.append(db_check)
-        not_created = db is None and db_check.status is Status.OK
-        if (upgrade := check_upgrade(settings.lumid_acl_db_path)) is not None:
-            checks.append(upgrade)
+    loaded = check_settings(host_doctor.settings_class)
+    checks += loaded.checks
+    settings, failed = loaded.settings, loaded.failed
+    if settings is None:
+        return checks
+    checks += check_insecure_urls(settings)  # allowed by LUMID_ALLOW_INSECURE_HTTP=1
+    store = await check_store(settings, failed)
+    checks += store.checks
     http = make_http_client(settings)
     try:
         ctx = DoctorContext(
-            settings=settings, http=http, environ=environ, db=db, db_not_created=not_created
+            settings=settings,
+            http=http,
+            environ=environ,
+            db=store.db,
+            db_not_created=store.not_created,
         )
         if "LUM_ID_BASE_URL" not in failed:
             checks.append(await check_lumid(ctx))
@@ -160,8 +105,8 @@ async def run_checks(host: str, environ: Mapping[str, str] = os.environ) -> list
             checks += [c for c in host_checks if c.env_var not in failed or c.env_var is None]
     finally:
         await http.aclose()
-        if db is not None:
-            await db.close()
+        if store.db is not None:
+            await store.db.close()
     return checks
 
 

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import socket
 from typing import Final
 
 import asyncpg
 
 from lumid_core.errors import StoreError
+from lumid_core.urls import redact_url
 
 from .schema import SCHEMA_VERSION, SchemaTooNew, migrate
 
@@ -36,9 +36,6 @@ DRIVER_ERRORS: Final = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, 
 NOW: Final = "extract(epoch from clock_timestamp())::float8"
 """SQL for the server's clock in seconds: every replica stamps rows with one clock."""
 
-_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/?#\s]*@")
-_QUERY = re.compile(r"(?P<mark>[?#])\S*")
-
 
 class PgStoreError(StoreError):
     """The PostgreSQL store cannot be opened or used; the message names LUMID_DATABASE_URL."""
@@ -56,7 +53,7 @@ def row_count(status: str) -> int:
 
 def redact(url: str) -> str:
     """`url` with user, password and query hidden (`postgresql://***@host:5432/db?***`)."""
-    return _QUERY.sub(r"\g<mark>***", _USERINFO.sub(r"\g<scheme>***@", url))
+    return redact_url(url)
 
 
 def reason_for(exc: BaseException, password: str | None = None) -> str:
