@@ -207,7 +207,7 @@ def test_older_schema_is_read_as_it_is_and_left_alone(
 
     db_path.parent.mkdir(parents=True)
     with sqlite3.connect(db_path) as conn:
-        conn.executescript(MIGRATIONS[0])
+        conn.executescript(";\n".join(MIGRATIONS[0]))
         conn.execute("PRAGMA user_version = 1")
     r = cli("doctor", "--host", "flowmesh")
     assert r.returncode == 0, r.stdout

@@ -119,7 +119,7 @@ def test_reads_never_wait_for_a_writer_holding_the_lock(
 def test_an_older_schema_is_read_as_it_is_and_not_migrated(cli: Cli, db_path: Path) -> None:
     db_path.parent.mkdir(parents=True)
     with sqlite3.connect(db_path) as conn:
-        conn.executescript(MIGRATIONS[0])
+        conn.executescript(";\n".join(MIGRATIONS[0]))
         conn.execute("INSERT INTO grants VALUES ('workflow', 'wf-1', 'bob', 1, 1.0, 1.0)")
         conn.execute("PRAGMA user_version = 1")
     r = cli("acl", "ls")

@@ -253,9 +253,8 @@ async def test_a_version_1_database_is_migrated(tmp_path: Path) -> None:
 
     path = tmp_path / "old.sqlite"
     conn = sqlite3.connect(path, isolation_level=None)
-    for statement in MIGRATIONS[0].split(";"):
-        if statement.strip():
-            conn.execute(statement)
+    for statement in MIGRATIONS[0]:
+        conn.execute(statement)
     conn.execute("PRAGMA user_version = 1")
     conn.execute("INSERT INTO principals VALUES ('alice', 'alice@example.com', 1.0)")
     conn.close()

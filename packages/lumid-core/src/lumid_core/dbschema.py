@@ -31,51 +31,64 @@ BUSY_TIMEOUT_MS: Final = 5000
 """How long a write (and a CLI's open) waits for another process's write lock."""
 
 
-# Each entry migrates the schema from version i to i + 1. Append, never edit.
-MIGRATIONS: Final[tuple[str, ...]] = (
-    """
-    CREATE TABLE grants (
-        kind TEXT NOT NULL,
-        id TEXT NOT NULL,
-        principal_id TEXT NOT NULL,
-        level INTEGER NOT NULL,
-        granted_at REAL NOT NULL,
-        last_seen_at REAL NOT NULL,
-        PRIMARY KEY (kind, id, principal_id)
-    ) WITHOUT ROWID;
-    CREATE INDEX grants_by_principal ON grants (principal_id, kind, level, id);
-    CREATE TABLE principals (
-        principal_id TEXT PRIMARY KEY,
-        email TEXT NOT NULL,
-        last_seen_at REAL NOT NULL
-    ) WITHOUT ROWID;
-    """,
+# Each entry migrates the schema from version i to i + 1, one statement per item
+# (run in order inside the open's one transaction). Append, never edit.
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
+    (
+        """
+        CREATE TABLE grants (
+            kind TEXT NOT NULL,
+            id TEXT NOT NULL,
+            principal_id TEXT NOT NULL,
+            level INTEGER NOT NULL,
+            granted_at REAL NOT NULL,
+            last_seen_at REAL NOT NULL,
+            PRIMARY KEY (kind, id, principal_id)
+        ) WITHOUT ROWID
+        """,
+        """
+        CREATE INDEX grants_by_principal ON grants (principal_id, kind, level, id)
+        """,
+        """
+        CREATE TABLE principals (
+            principal_id TEXT PRIMARY KEY,
+            email TEXT NOT NULL,
+            last_seen_at REAL NOT NULL
+        ) WITHOUT ROWID
+        """,
+    ),
     # 2: durable outboxes (lumid_core.outbox) and resource -> parent links (a task's
     # workflow, remembered at register time for billing).
-    """
-    CREATE TABLE outbox (
-        sink TEXT NOT NULL,
-        key TEXT NOT NULL,
-        state TEXT NOT NULL CHECK (state IN ('pending', 'held', 'delivered', 'dead')),
-        attempts INTEGER NOT NULL DEFAULT 0,
-        created_at REAL NOT NULL,
-        updated_at REAL NOT NULL,
-        next_attempt_at REAL NOT NULL,
-        hold_on TEXT,
-        reason TEXT,
-        payload TEXT NOT NULL,
-        PRIMARY KEY (sink, key)
-    ) WITHOUT ROWID;
-    CREATE INDEX outbox_by_state ON outbox (sink, state, next_attempt_at);
-    CREATE TABLE resource_parents (
-        kind TEXT NOT NULL,
-        id TEXT NOT NULL,
-        parent_kind TEXT NOT NULL,
-        parent_id TEXT NOT NULL,
-        recorded_at REAL NOT NULL,
-        PRIMARY KEY (kind, id, parent_kind)
-    ) WITHOUT ROWID;
-    """,
+    (
+        """
+        CREATE TABLE outbox (
+            sink TEXT NOT NULL,
+            key TEXT NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('pending', 'held', 'delivered', 'dead')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            next_attempt_at REAL NOT NULL,
+            hold_on TEXT,
+            reason TEXT,
+            payload TEXT NOT NULL,
+            PRIMARY KEY (sink, key)
+        ) WITHOUT ROWID
+        """,
+        """
+        CREATE INDEX outbox_by_state ON outbox (sink, state, next_attempt_at)
+        """,
+        """
+        CREATE TABLE resource_parents (
+            kind TEXT NOT NULL,
+            id TEXT NOT NULL,
+            parent_kind TEXT NOT NULL,
+            parent_id TEXT NOT NULL,
+            recorded_at REAL NOT NULL,
+            PRIMARY KEY (kind, id, parent_kind)
+        ) WITHOUT ROWID
+        """,
+    ),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
@@ -122,9 +135,8 @@ def prepare_file(
                     f"lumid-core understands ({SCHEMA_VERSION}); upgrade lumid-core"
                 )
             for step in range(version, SCHEMA_VERSION):
-                for statement in MIGRATIONS[step].split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
+                for statement in MIGRATIONS[step]:
+                    conn.execute(statement)
             try:
                 imported = legacy.migrate(conn)
             except legacy.LegacyDataError as exc:
