@@ -307,10 +307,15 @@ class OutboxWorker:
         """Record the outcomes gathered for up to `mark_delay`, in one group commit.
 
         Each row stays claimed (never read back as due) until its outcome is durable.
+        Outcomes that land while one batch is being written wait `mark_delay` again:
+        under a steady stream of deliveries that is one commit per `mark_delay`, not
+        one per delivery (each would take the writer from the next `emit`).
         """
-        if not self._closing:
-            await asyncio.sleep(self.settings.mark_delay)
-        while self._marks:
+        while True:
+            if not self._closing:
+                await asyncio.sleep(self.settings.mark_delay)
+            if not self._marks:
+                return
             marks, self._marks = self._marks, []
             try:
                 await self.outbox.mark_many(marks)
