@@ -233,16 +233,24 @@ class Database:
         """
         if self._closed:
             raise DatabaseError(f"{self.env_var}={str(self.path)!r}: database is closed")
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[int] = loop.create_future()
         self._pending.append(_Write(sql, params, future))
         if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush_loop())
+            # Started eagerly: when the writer is idle the statement is on its way to
+            # the writer's thread before `write` returns, so the commit overlaps
+            # whatever the loop runs next instead of waiting a turn behind it.
+            self._flusher = asyncio.eager_task_factory(loop, self._flush_loop())
         return future
 
     async def _flush_loop(self) -> None:
+        first = True
         while self._pending:
-            # Let every caller that is ready in this loop turn join the batch.
-            await asyncio.sleep(0)
+            if not first or self._write_lock.locked():
+                # Writes queued while a commit ran: let every caller that is ready in
+                # this loop turn join the next batch (one transaction, one fsync).
+                await asyncio.sleep(0)
+            first = False
             batch, self._pending = self._pending, []
             async with self._write_lock:
                 await self._apply(batch)
