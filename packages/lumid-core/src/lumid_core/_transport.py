@@ -1,9 +1,9 @@
-"""A small keep-alive HTTP/1.1 connection pool on asyncio and h11: the fast path of `exchange`.
+"""A small keep-alive HTTP/1.1 connection pool on asyncio: the fast path of `exchange`.
 
 Why it exists: httpx spends ~400 µs of event-loop CPU per request in its client and
 connection-pool layers; this pool does the same exchange (one request, one complete
-reply) for a fraction of that (docs/performance.md); the socket side of a connection
-is `_wire.Wire`. It does only what `exchange`
+reply) for a fraction of that (docs/performance.md). The socket side of a connection
+is `_wire.Wire`, the bytes on it are `_http11`'s. It does only what `exchange`
 needs: no proxies, no netrc, no redirects, no cookies, no decompression.
 
 Rules it keeps:
@@ -18,8 +18,7 @@ Rules it keeps:
   request is written only once, on a connection believed open. If the server closes
   it in the instant between that check and the write, the exchange fails
   (`Broken`) rather than resend a request that may have been processed;
-- error reasons name what failed, never a header value (h11's own messages can echo
-  header values, so they are never passed on).
+- error reasons name what failed, never a header value.
 """
 
 from __future__ import annotations
@@ -30,21 +29,14 @@ from dataclasses import dataclass
 from typing import Final
 from urllib.parse import urlsplit
 
-import h11
 import httpx
 
+from ._http11 import Headers, RawReply, TooLarge, encode_request, read_reply
 from ._wire import Broken, Wire
 
 __all__ = ["Broken", "ConnectionPool", "Origin", "RawReply", "TooLarge"]
 
-_READ_CHUNK: Final = 64 * 1024
 _URL_CACHE_SIZE: Final = 256
-
-Headers = list[tuple[bytes, bytes]]
-
-
-class TooLarge(Exception):
-    """The reply body is larger than the cap (declared, or counted as it arrived)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,15 +49,6 @@ class Origin:
 
 
 @dataclass(frozen=True, slots=True)
-class RawReply:
-    """A complete reply: status, h11's (lower-cased) header list and the body."""
-
-    status: int
-    headers: Headers
-    body: bytes
-
-
-@dataclass(frozen=True, slots=True)
 class _Target:
     origin: Origin
     path: bytes
@@ -73,81 +56,29 @@ class _Target:
 
 
 class _Connection:
-    """One HTTP/1.1 connection: h11's state machine over a `Wire`."""
+    """One HTTP/1.1 connection: `_http11`'s codec over a `Wire`."""
 
-    __slots__ = ("_h11", "origin", "wire")
+    __slots__ = ("origin", "wire")
 
     def __init__(self, origin: Origin, wire: Wire) -> None:
         self.origin = origin
         self.wire = wire
-        self._h11 = h11.Connection(h11.CLIENT)
 
     async def exchange(
         self, method: bytes, target: _Target, headers: Headers, body: bytes, max_bytes: int
     ) -> tuple[RawReply, bool]:
         """Send one request and read its whole reply; also whether the connection may be reused."""
-        conn = self._h11
-        try:
-            out = conn.send(h11.Request(method=method, target=target.path, headers=headers))
-            assert out is not None
-            if body:
-                out += conn.send(h11.Data(data=body)) or b""
-            out += conn.send(h11.EndOfMessage()) or b""
-        except h11.LocalProtocolError:
-            # Its message may quote a header value (a credential): say only what broke.
-            raise Broken(
-                "LocalProtocolError: the request has an invalid method, path or header"
-            ) from None
-        self.wire.write(out)
-        try:
-            response = await self._head()
-            reply = RawReply(
-                response.status_code, list(response.headers), await self._body(response, max_bytes)
-            )
-        except h11.RemoteProtocolError:
-            raise Broken("RemoteProtocolError: the reply is not valid HTTP/1.1") from None
-        reusable = conn.our_state is h11.DONE and conn.their_state is h11.DONE
-        if reusable:
-            conn.start_next_cycle()
-            leftover, closed = conn.trailing_data
-            reusable = not leftover and not closed
-        return reply, reusable
-
-    async def _head(self) -> h11.Response:
-        while True:
-            event = self._h11.next_event()
-            if event is h11.NEED_DATA:
-                self._h11.receive_data(await self.wire.read())
-            elif isinstance(event, h11.Response):
-                return event
-            elif isinstance(event, h11.ConnectionClosed):
-                raise Broken("RemoteProtocolError: connection closed before a reply")
-            # InformationalResponse (1xx): keep waiting for the final one.
-
-    async def _body(self, response: h11.Response, max_bytes: int) -> bytes:
-        for name, value in response.headers:
-            if name == b"content-length" and value.isdigit() and int(value) > max_bytes:
-                raise TooLarge(f"reply of {int(value)} bytes is over the {max_bytes}-byte cap")
+        self.wire.write(encode_request(method, target.path, headers, body))
+        reply, reusable = await read_reply(
+            self.wire.read, max_bytes, head_request=method == b"HEAD"
+        )
+        for name, value in reply.headers:
             if name == b"content-encoding":
                 encoding = value.strip().lower().decode("latin-1")
                 if encoding not in ("", "identity"):
                     # Decoding would let a small compressed reply expand past the cap.
                     raise Broken(f"reply is {encoding[:40]}-encoded though identity was asked")
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            event = self._h11.next_event()
-            if event is h11.NEED_DATA:
-                self._h11.receive_data(await self.wire.read())
-            elif isinstance(event, h11.Data):
-                size += len(event.data)
-                if size > max_bytes:
-                    raise TooLarge(f"reply is over the {max_bytes}-byte cap")
-                chunks.append(bytes(event.data))
-            elif isinstance(event, h11.EndOfMessage):
-                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-            elif isinstance(event, h11.ConnectionClosed):  # pragma: no cover - h11 raises first
-                raise Broken("RemoteProtocolError: connection closed during the reply")
+        return reply, reusable
 
 
 class ConnectionPool:
