@@ -132,9 +132,11 @@ async def _single_rows(quick: bool, path: Path, secret: str) -> Result:
                 while await _fake_count(probe, fake.url) < target:  # noqa: ASYNC110 (another process)
                     await asyncio.sleep(0.002)
                 figs.append(rate(n, time.perf_counter() - start))
+            # Outcomes are recorded up to `mark_delay` after the fake has the rows.
+            drained = await b.billing.drain(within=30)
             stats = await b.billing.stats()
     fig, lim = max(figs), max(lims)
-    ok = stats.pending == 0 and stats.dead == 0
+    ok = drained and stats.pending == 0 and stats.dead == 0
     return Result(
         f"billing, {n:,} rows one per emit, counted at Runmesh",
         fig,
