@@ -324,6 +324,31 @@ async def test_offered_rows_are_delivered_without_reading_them_back(
         await w.stop(1)
 
 
+async def test_a_steady_stream_of_outcomes_is_recorded_once_per_mark_delay(
+    db: Database, logger: logging.Logger
+) -> None:
+    """Deliveries landing one after another share commits: about one per `mark_delay`."""
+    box = CountingOutbox(db, "billing")
+    deliver = Script(Delivered())
+    knobs = WorkerSettings(idle_poll=3600, mark_delay=0.02)
+    w = OutboxWorker(box, deliver, logger=logger, settings=knobs)
+    w.start()
+    try:
+        start = time.monotonic()
+        for i in range(300):  # one row per emit, as FlowMesh reports finished tasks
+            now = time.time()
+            assert await box.add([NewEntry(f"s{i}", {"i": i})], now=now) == 1
+            w.offer([OutboxEntry("billing", f"s{i}", "pending", 0, now, now, None, {"i": i})])
+        streamed = time.monotonic() - start
+        assert await w.drain(10)
+        assert (await box.stats()).delivered == 300
+        # One batch per mark_delay while the stream lasts, plus the last one or two; a
+        # commit per delivery would be ~300.
+        assert box.mark_batches <= streamed / knobs.mark_delay + 3, (box.mark_batches, streamed)
+    finally:
+        await w.stop(1)
+
+
 async def test_spool_keeps_rows_until_the_store_takes_them(
     db: Database, logger: logging.Logger, caplog: pytest.LogCaptureFixture
 ) -> None:
