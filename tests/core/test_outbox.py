@@ -349,6 +349,72 @@ async def test_a_steady_stream_of_outcomes_is_recorded_once_per_mark_delay(
         await w.stop(1)
 
 
+class Clocked(Script):
+    """`Script` that also notes when each delivery started (monotonic)."""
+
+    def __init__(self, default: Outcome) -> None:
+        super().__init__(default)
+        self.started: list[float] = []
+
+    async def __call__(self, row: OutboxEntry) -> Outcome:
+        self.started.append(time.monotonic())
+        return await super().__call__(row)
+
+
+async def _offer_rows(box: Outbox, w: OutboxWorker, keys: list[str], gap: float) -> None:
+    for key in keys:
+        now = time.time()
+        assert await box.add([NewEntry(key, {"k": key})], now=now) == 1
+        w.offer([OutboxEntry("billing", key, "pending", 0, now, now, None, {"k": key})])
+        await asyncio.sleep(gap)
+
+
+async def test_offered_rows_linger_and_go_out_together(
+    db: Database, logger: logging.Logger
+) -> None:
+    box = Outbox(db, "billing")
+    deliver = Clocked(Delivered())
+    knobs = WorkerSettings(idle_poll=3600, linger=0.3, concurrency=16)
+    w = OutboxWorker(box, deliver, logger=logger, settings=knobs)
+    w.start()
+    try:
+        await asyncio.sleep(0.05)  # the first read at start
+        first = time.monotonic()
+        await _offer_rows(box, w, [f"l{i}" for i in range(5)], gap=0.01)
+        for _ in range(500):  # (not drain(): it would read the store at once)
+            if len(deliver.started) == 5:
+                break
+            await asyncio.sleep(0.01)
+        assert len(deliver.started) == 5
+        # None before the first row's linger ran out, then all of them at once.
+        assert min(deliver.started) - first >= 0.25
+        assert max(deliver.started) - min(deliver.started) < 0.05
+    finally:
+        await w.stop(1)
+
+
+async def test_rows_filling_every_free_slot_go_out_without_lingering(
+    db: Database, logger: logging.Logger
+) -> None:
+    box = Outbox(db, "billing")
+    deliver = Clocked(Delivered())
+    knobs = WorkerSettings(idle_poll=3600, linger=30.0, concurrency=4)
+    w = OutboxWorker(box, deliver, logger=logger, settings=knobs)
+    w.start()
+    try:
+        await asyncio.sleep(0.05)
+        start = time.monotonic()
+        await _offer_rows(box, w, [f"f{i}" for i in range(4)], gap=0)
+        for _ in range(500):
+            if len(deliver.started) == 4:
+                break
+            await asyncio.sleep(0.01)
+        assert len(deliver.started) == 4
+        assert max(deliver.started) - start < 5  # not the 30 s linger
+    finally:
+        await w.stop(1)
+
+
 async def test_spool_keeps_rows_until_the_store_takes_them(
     db: Database, logger: logging.Logger, caplog: pytest.LogCaptureFixture
 ) -> None:

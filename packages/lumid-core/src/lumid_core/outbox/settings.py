@@ -31,6 +31,11 @@ class WorkerSettings:
     """Delivered rows older than this are pruned."""
     prune_interval: float = 3600.0
     """How often pruning runs."""
+    linger: float = 0.002
+    """A row handed over by `offer` waits up to this long for others, so deliveries go
+    out together (at once when a slot-full is queued): a stream of single-row emits
+    then costs the event loop far less than one delivery started per row (0: start
+    each at once)."""
     mark_delay: float = 0.05
     """Outcomes are recorded together, at most this long after the attempt: one
     transaction for many rows (a row whose outcome is lost in a crash is sent again,
@@ -41,3 +46,5 @@ class WorkerSettings:
             raise ValueError("concurrency must be at least 1")
         if self.batch < 1 or self.idle_poll <= 0 or self.base_delay <= 0:
             raise ValueError("batch, idle_poll and base_delay must be positive")
+        if self.linger < 0 or self.mark_delay < 0:
+            raise ValueError("linger and mark_delay must not be negative")

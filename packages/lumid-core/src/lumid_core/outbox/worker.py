@@ -73,6 +73,7 @@ class OutboxWorker:
         self._failures = 0  # consecutive transient failures
         self._marks: list[tuple[str, Outcome, float]] = []  # outcomes not yet recorded
         self._marker: asyncio.Task[None] | None = None
+        self._lingering: asyncio.TimerHandle | None = None  # offered rows wait for it
         self.delivered = 0
         self.retried = 0
         self.dead = 0
@@ -103,10 +104,15 @@ class OutboxWorker:
     def offer(self, entries: Iterable[OutboxEntry]) -> None:
         """Queue rows that were just stored as pending, without reading them back.
 
-        Only pass rows exactly as stored (this process inserted them). Rows beyond
-        the in-memory queue's bound are left to the next read of the store.
+        Only pass rows exactly as stored (this process inserted them). They go out
+        within `linger` seconds, together with rows offered meanwhile (at once when
+        they fill every free slot). Rows beyond the in-memory queue's bound are left
+        to the next read of the store.
         """
-        direct = self.running and not self._closing and time.time() >= self._paused_until
+        linger = self.settings.linger
+        direct = (
+            linger <= 0 and self.running and not self._closing and time.time() >= self._paused_until
+        )
         queued = False
         for entry in entries:
             if entry.key in self._feed.claimed:
@@ -122,8 +128,17 @@ class OutboxWorker:
             self._feed.claimed.add(entry.key)
             self._feed.queue.append(entry)
             queued = True
-        if queued or self._feed.dirty:
+        if self._feed.dirty or (queued and linger <= 0) or self._closing:
             self._wake.set()
+        elif queued:
+            if len(self._feed.queue) >= self._concurrency - len(self._inflight):
+                self._wake.set()  # every free slot has a row: no reason to wait
+            elif self._lingering is None:
+                self._lingering = asyncio.get_running_loop().call_later(linger, self._lingered)
+
+    def _lingered(self) -> None:
+        self._lingering = None
+        self._wake.set()
 
     async def drain(self, within: float | None = None, *, poll: float = 0.01) -> bool:
         """Wait until this sink has no pending row and nothing in flight.
@@ -198,6 +213,9 @@ class OutboxWorker:
                     self.warn.warning("db", "%s: cannot read the outbox: %s", self.name, exc)
                     await asyncio.sleep(s.idle_poll)
         finally:
+            if self._lingering is not None:
+                self._lingering.cancel()
+                self._lingering = None
             for t in list(self._inflight):
                 t.cancel()
             if self._inflight:
@@ -240,7 +258,7 @@ class OutboxWorker:
         # may be waiting for this landing alone (a read that took longer than
         # `idle_poll`, e.g. a claim on a busy PostgreSQL, leaves no timer to wake it).
         if (
-            self._feed.queue
+            (self._feed.queue and self._lingering is None)  # lingering rows: the timer wakes
             or self._closing
             or self._feed.dirty
             or time.monotonic() >= self._feed.next_fill
