@@ -31,7 +31,16 @@ __all__ = [
 
 ENV_VAR: Final = "LUMID_DATABASE_URL"
 CONNECT_TIMEOUT_SECONDS: Final = 10.0
-DRIVER_ERRORS: Final = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+DRIVER_ERRORS: Final = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    # A pooled connection the server terminated can be handed out in a state the
+    # protocol refuses ("another operation is in progress"): the server is not
+    # answering, which is a 503, not a 500.
+    asyncpg.InternalClientError,
+    OSError,
+    TimeoutError,
+)
 """What the driver raises when the server cannot answer (stores turn it into PgStoreError)."""
 NOW: Final = "extract(epoch from clock_timestamp())::float8"
 """SQL for the server's clock in seconds: every replica stamps rows with one clock."""
