@@ -1,4 +1,4 @@
-"""`Database.write`: an idle writer starts at once; writes queued behind it share a commit."""
+"""`Database.write`: writes of one loop turn share a commit that starts on the next turn."""
 
 from __future__ import annotations
 
@@ -44,22 +44,32 @@ def _rows(path: Path) -> int:
         conn.close()
 
 
-async def test_a_write_to_an_idle_writer_commits_without_waiting_for_the_loop(
+async def test_a_lone_write_reaches_the_writer_on_the_next_loop_turn(
     db: CountingDatabase,
 ) -> None:
     pending = db.write(_INSERT, ("p0", "p0@x.io"))
-    # Block the event loop: the statement was handed to the writer's thread inside
-    # write(), so it commits meanwhile (a flusher waiting for a loop turn would not).
-    deadline = time.monotonic() + 5
-    while _rows(db.path) == 0 and time.monotonic() < deadline:
-        time.sleep(0.01)  # noqa: ASYNC251 (blocking the loop is the point)
-    assert _rows(db.path) == 1
+    seen: list[int] = []
+
+    def next_turn_blocked() -> None:
+        # Runs on the next turn right after the flusher's first step; the loop is
+        # blocked here, so the row can only commit if that step already handed it to
+        # the writer's thread (no second turn to wait for).
+        deadline = time.monotonic() + 5
+        while _rows(db.path) == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        seen.append(_rows(db.path))
+
+    asyncio.get_running_loop().call_soon(next_turn_blocked)
     assert await pending == 1
+    assert seen == [1]
 
 
-async def test_writes_queued_behind_a_commit_share_the_next_one(db: CountingDatabase) -> None:
-    first = db.write(_INSERT, ("p0", "p0@x.io"))
-    rest = [db.write(_INSERT, (f"p{i}", f"p{i}@x.io")) for i in range(1, 51)]
-    assert await asyncio.gather(first, *rest) == [1] * 51
-    assert db.commits == 2  # the first alone, at once; the fifty queued behind it together
-    assert _rows(db.path) == 51
+async def test_concurrent_writers_share_one_commit_per_round(db: CountingDatabase) -> None:
+    async def writer(i: int) -> None:
+        for r in range(5):
+            assert await db.write(_INSERT, (f"p{i}-{r}", "x@x.io")) == 1
+
+    await asyncio.gather(*(writer(i) for i in range(64)))
+    # 64 callers resumed together write in the same turn: one commit for each round.
+    assert db.commits == 5
+    assert _rows(db.path) == 320

@@ -237,23 +237,21 @@ class Database:
         future: asyncio.Future[int] = loop.create_future()
         self._pending.append(_Write(sql, params, future))
         if self._flusher is None or self._flusher.done():
-            # Started eagerly: when the writer is idle the statement is on its way to
-            # the writer's thread before `write` returns, so the commit overlaps
-            # whatever the loop runs next instead of waiting a turn behind it.
-            self._flusher = asyncio.eager_task_factory(loop, self._flush_loop())
+            self._flusher = loop.create_task(self._flush_loop())
         return future
 
     async def _flush_loop(self) -> None:
-        first = True
+        # The task's first step runs on the loop's next turn, ahead of the I/O that
+        # turn brings in: every write queued in this turn (callers resumed together)
+        # is in the first batch, and a lone write reaches the writer's thread at once.
         while self._pending:
-            if not first or self._write_lock.locked():
-                # Writes queued while a commit ran: let every caller that is ready in
-                # this loop turn join the next batch (one transaction, one fsync).
-                await asyncio.sleep(0)
-            first = False
             batch, self._pending = self._pending, []
             async with self._write_lock:
                 await self._apply(batch)
+            if self._pending:
+                # Queued while that commit ran: let every caller that is ready in
+                # this loop turn join the next batch (one transaction, one fsync).
+                await asyncio.sleep(0)
 
     async def _apply(self, batch: list[_Write]) -> None:
         """One transaction for the whole batch, in one hop to the writer's thread."""
