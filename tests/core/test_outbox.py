@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -369,50 +370,51 @@ async def _offer_rows(box: Outbox, w: OutboxWorker, keys: list[str], gap: float)
         await asyncio.sleep(gap)
 
 
-async def test_offered_rows_linger_and_go_out_together(
-    db: Database, logger: logging.Logger
-) -> None:
+async def _wait_started(deliver: Clocked, n: int) -> None:
+    """Until `n` deliveries started (not `drain()`: it would read the store at once)."""
+    for _ in range(500):
+        if len(deliver.started) >= n:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{len(deliver.started)} of {n} deliveries started")
+
+
+@contextlib.asynccontextmanager
+async def _lingering_worker(
+    db: Database, logger: logging.Logger, *, linger: float, concurrency: int
+) -> AsyncIterator[tuple[Outbox, Clocked, OutboxWorker]]:
     box = Outbox(db, "billing")
     deliver = Clocked(Delivered())
-    knobs = WorkerSettings(idle_poll=3600, linger=0.3, concurrency=16)
+    knobs = WorkerSettings(idle_poll=3600, linger=linger, concurrency=concurrency)
     w = OutboxWorker(box, deliver, logger=logger, settings=knobs)
     w.start()
     try:
         await asyncio.sleep(0.05)  # the first read at start
+        yield box, deliver, w
+    finally:
+        await w.stop(1)
+
+
+async def test_offered_rows_linger_and_go_out_together(
+    db: Database, logger: logging.Logger
+) -> None:
+    async with _lingering_worker(db, logger, linger=0.3, concurrency=16) as (box, deliver, w):
         first = time.monotonic()
         await _offer_rows(box, w, [f"l{i}" for i in range(5)], gap=0.01)
-        for _ in range(500):  # (not drain(): it would read the store at once)
-            if len(deliver.started) == 5:
-                break
-            await asyncio.sleep(0.01)
-        assert len(deliver.started) == 5
+        await _wait_started(deliver, 5)
         # None before the first row's linger ran out, then all of them at once.
         assert min(deliver.started) - first >= 0.25
         assert max(deliver.started) - min(deliver.started) < 0.05
-    finally:
-        await w.stop(1)
 
 
 async def test_rows_filling_every_free_slot_go_out_without_lingering(
     db: Database, logger: logging.Logger
 ) -> None:
-    box = Outbox(db, "billing")
-    deliver = Clocked(Delivered())
-    knobs = WorkerSettings(idle_poll=3600, linger=30.0, concurrency=4)
-    w = OutboxWorker(box, deliver, logger=logger, settings=knobs)
-    w.start()
-    try:
-        await asyncio.sleep(0.05)
+    async with _lingering_worker(db, logger, linger=30.0, concurrency=4) as (box, deliver, w):
         start = time.monotonic()
         await _offer_rows(box, w, [f"f{i}" for i in range(4)], gap=0)
-        for _ in range(500):
-            if len(deliver.started) == 4:
-                break
-            await asyncio.sleep(0.01)
-        assert len(deliver.started) == 4
+        await _wait_started(deliver, 4)
         assert max(deliver.started) - start < 5  # not the 30 s linger
-    finally:
-        await w.stop(1)
 
 
 async def test_spool_keeps_rows_until_the_store_takes_them(
