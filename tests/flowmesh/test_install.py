@@ -135,11 +135,13 @@ async def test_probe(fake_runmesh: FakeRunmesh) -> None:
         assert result.ok, result.detail
         result = await bad.probe()
         assert not result.ok
+        assert result.variable == "FLOWMESH_BRIDGE_SECRET"
         assert "FLOWMESH_BRIDGE_SECRET" in result.detail
         assert "wrong-secret-value" not in result.detail
         fake_runmesh.mode = "down"
         result = await good.probe()
         assert not result.ok
+        assert result.variable == "RUNMESH_BILLING_BASE_URL"
         assert fake_runmesh.url in result.detail
     finally:
         await good.aclose()

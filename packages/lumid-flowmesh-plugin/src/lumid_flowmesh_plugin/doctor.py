@@ -81,13 +81,11 @@ async def _billing(settings: FlowMeshSettings) -> Check:
             f"Runmesh at {redact_url(base)}: reachable, bridge secret accepted",
             "RUNMESH_BILLING_BASE_URL",
         )
-    var = (
-        "FLOWMESH_BRIDGE_SECRET"
-        if "FLOWMESH_BRIDGE_SECRET" in probe.detail
-        else "RUNMESH_BILLING_BASE_URL"
-    )
     return Check(
-        "billing", Status.FAIL, f"RUNMESH_BILLING_BASE_URL={redact_url(base)}: {probe.detail}", var
+        "billing",
+        Status.FAIL,
+        f"RUNMESH_BILLING_BASE_URL={redact_url(base)}: {probe.detail}",
+        probe.variable,
     )
 
 

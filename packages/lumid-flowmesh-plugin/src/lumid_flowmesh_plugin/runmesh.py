@@ -57,10 +57,14 @@ class Balance:
 
 @dataclass(frozen=True)
 class ProbeResult:
-    """What `lumid doctor` learnt from probing Runmesh: usable or not, and why."""
+    """What `lumid doctor` learnt from probing Runmesh: usable or not, and why.
+
+    `variable` names what to fix when it is not usable.
+    """
 
     ok: bool
     detail: str
+    variable: str = "RUNMESH_BILLING_BASE_URL"
 
 
 def _envelope(reply: UpstreamReply) -> Mapping[str, Any] | None:
@@ -200,7 +204,9 @@ class RunmeshClient:
             return ProbeResult(False, f"{self.balance_url}: {exc}")
         status = reply.status
         if status in (401, 403):
-            return ProbeResult(False, _BAD_CREDENTIAL.format(status=status))
+            return ProbeResult(
+                False, _BAD_CREDENTIAL.format(status=status), "FLOWMESH_BRIDGE_SECRET"
+            )
         if status != 200:
             return ProbeResult(False, f"{self.balance_url}: HTTP {status}")
         if _envelope(reply) is None:
