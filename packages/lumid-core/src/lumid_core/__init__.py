@@ -38,7 +38,7 @@ _EXPORTS: dict[str, str] = {
     "StoreError": "errors",
     "UpstreamError": "errors",
     "load_settings": "settings",
-    "make_http_client": "identity",
+    "make_http_client": "http",
     "open_runtime": "runtime",
 }
 
@@ -75,7 +75,8 @@ if TYPE_CHECKING:
     from .db import Database, DatabaseError
     from .directory import MemoryPrincipalDirectory, PrincipalDirectory, SqlitePrincipalDirectory
     from .errors import ConfigError, LumidError, Problem, StoreError, UpstreamError
-    from .identity import LumIdIdentityProvider, make_http_client
+    from .http import make_http_client
+    from .identity import LumIdIdentityProvider
     from .permissions import PermissionEngine, Policy
     from .registrar import Registrar
     from .runtime import CoreRuntime, open_runtime

@@ -35,8 +35,8 @@ __all__ = [
     "make_http_client",
     "parse_introspection",
 ]
-# LaneTransport and make_http_client live in lumid_core.http; they are re-exported
-# here for importers outside the core (`lumid_core.cli.doctor`) until they move.
+# LaneTransport and make_http_client live in lumid_core.http; they stay importable
+# from here too, where the first version published them.
 
 _RETRY_AFTER: Final = {"Retry-After": "5"}
 # Cache hits compare expiries with a copy of the clock at most this old (plus any
