@@ -67,6 +67,18 @@ async def test_a_chunked_reply_reads_the_same_however_it_is_split() -> None:
         assert (reply.status, reply.body, reusable) == (200, b'{"ok":true}', True)
 
 
+async def test_thousands_of_tiny_chunks_in_one_read() -> None:
+    raw = (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + b"1\r\nx\r\n" * 20_000
+        + b"0\r\n\r\n"
+        + SIMPLE  # the next reply, already received
+    )
+    reply, reusable = await _read(raw)
+    assert reply.body == b"x" * 20_000
+    assert not reusable  # bytes beyond the reply arrived
+
+
 async def test_bare_lf_line_ends_and_a_missing_reason_are_accepted() -> None:
     reply, reusable = await _read(b"HTTP/1.1 201\nContent-Length: 2\n\nhi")
     assert (reply.status, reply.body, reusable) == (201, b"hi", True)

@@ -82,52 +82,73 @@ def encode_request(method: bytes, target: bytes, headers: Headers, body: bytes) 
 
 
 class _Buffer:
-    """Bytes received and not yet consumed, refilled from `read`."""
+    """Bytes received and not yet consumed (`data[pos:]`), refilled from `read`.
 
-    __slots__ = ("data", "ended", "read")
+    Consuming moves `pos` and never copies what is left, so a reply of many tiny
+    chunks costs time in proportion to its size (a refill copies only the unconsumed
+    tail, which is at most one head or line when it happens).
+    """
+
+    __slots__ = ("data", "ended", "pos", "read")
 
     def __init__(self, read: Read) -> None:
         self.read = read
         self.data = b""
+        self.pos = 0
         self.ended = False
 
+    @property
+    def left(self) -> int:
+        """How many received bytes are not consumed yet."""
+        return len(self.data) - self.pos
+
     async def more(self, what: str) -> None:
+        """Read more bytes onto the unconsumed ones; `Broken` when the peer is done."""
         chunk = await self.read()
         if not chunk:
             self.ended = True
             raise Broken(f"RemoteProtocolError: connection closed {what}")
-        self.data = self.data + chunk if self.data else chunk
+        self.data = self.data[self.pos :] + chunk if self.left else chunk
+        self.pos = 0
+
+    def take(self, n: int) -> bytes:
+        """The next `n` unconsumed bytes (all of them there), consumed."""
+        out = self.data[self.pos : self.pos + n]
+        self.pos += n
+        return out
 
     async def block(self, what: str) -> bytes:
         """Everything up to an empty line (CRLF or bare LF endings), consumed."""
-        start = 0
+        searched = 0  # bytes past pos already searched for the end
         while True:
-            data = self.data
-            if data.startswith(b"\n") or data.startswith(b"\r\n"):  # an empty block
-                self.data = data[1 if data[:1] == b"\n" else 2 :]
+            data, pos = self.data, self.pos
+            if data.startswith(b"\n", pos):  # an empty block
+                self.pos += 1
                 return b""
+            if data.startswith(b"\r\n", pos):
+                self.pos += 2
+                return b""
+            start = pos + max(0, searched - 2)
             end = data.find(b"\n\r\n", start)
             bare = data.find(b"\n\n", start)
             if bare != -1 and (end == -1 or bare < end):
-                self.data = data[bare + 2 :]
-                return data[: bare + 1]
+                self.pos = bare + 2
+                return data[pos : bare + 1]
             if end != -1:
-                self.data = data[end + 3 :]
-                return data[: end + 1]
-            if len(data) > MAX_HEAD_BYTES:
+                self.pos = end + 3
+                return data[pos : end + 1]
+            if self.left > MAX_HEAD_BYTES:
                 raise Broken(f"RemoteProtocolError: reply {what} over {MAX_HEAD_BYTES} bytes")
-            start = max(0, len(data) - 2)
+            searched = self.left
             await self.more(f"during the reply {what}")
 
     async def exact(self, length: int) -> bytes:
         """The next `length` bytes, consumed (gathered without re-copying)."""
-        data = self.data
-        if len(data) >= length:
-            self.data = data[length:]
-            return data[:length]
-        parts = [data] if data else []
-        have = len(data)
-        self.data = b""
+        if self.left >= length:
+            return self.take(length)
+        parts = [self.data[self.pos :]] if self.left else []
+        have = self.left
+        self.data, self.pos = b"", 0
         while have < length:
             chunk = await self.read()
             if not chunk:
@@ -135,18 +156,35 @@ class _Buffer:
                 raise Broken("RemoteProtocolError: connection closed during the reply")
             parts.append(chunk)
             have += len(chunk)
-        whole = b"".join(parts)
-        self.data = whole[length:]
-        return whole[:length]
+        self.data = b"".join(parts)
+        return self.take(length)
 
     async def line(self) -> bytes:
         """One line without its ending, consumed."""
-        while (end := self.data.find(b"\n")) == -1:
-            if len(self.data) > MAX_HEAD_BYTES:
+        while (end := self.data.find(b"\n", self.pos)) == -1:
+            if self.left > MAX_HEAD_BYTES:
                 raise Broken(f"RemoteProtocolError: a chunk line over {MAX_HEAD_BYTES} bytes")
             await self.more("during a chunked reply")
-        line, self.data = self.data[:end], self.data[end + 1 :]
+        line = self.data[self.pos : end]
+        self.pos = end + 1
         return line[:-1] if line.endswith(b"\r") else line
+
+    async def line_end(self) -> None:
+        """Consume the CRLF (or bare LF) that must follow a chunk's data."""
+        while not self.left or (self.left < 2 and self.data.startswith(b"\r", self.pos)):
+            await self.more("during a chunked reply")
+        if self.data.startswith(b"\r\n", self.pos):
+            self.pos += 2
+        elif self.data.startswith(b"\n", self.pos):
+            self.pos += 1
+        else:
+            raise Broken("RemoteProtocolError: a chunk is not followed by a line end")
+
+    def rest(self) -> bytes:
+        """Every unconsumed byte, consumed."""
+        out = self.data[self.pos :]
+        self.data, self.pos = b"", 0
+        return out
 
 
 def _lines(block: bytes) -> list[bytes]:
@@ -210,7 +248,7 @@ async def read_reply(
         try:
             block = await buf.block("head")
         except Broken:
-            if buf.ended and not buf.data:
+            if buf.ended and not buf.left:
                 raise Broken("RemoteProtocolError: connection closed before a reply") from None
             raise
         if not block:  # RFC 9112 §2.2: an empty line before the status line is skipped
@@ -242,7 +280,7 @@ async def read_reply(
     else:
         body = await _until_closed(buf, max_bytes)
         keep = False
-    return RawReply(status, headers, body), keep and not buf.data
+    return RawReply(status, headers, body), keep and not buf.left
 
 
 async def _chunked(buf: _Buffer, max_bytes: int) -> bytes:
@@ -260,22 +298,14 @@ async def _chunked(buf: _Buffer, max_bytes: int) -> bytes:
         size += n
         if size > max_bytes:
             raise TooLarge(f"reply is over the {max_bytes}-byte cap")
-        piece = await buf.exact(n)
-        while buf.data in (b"", b"\r"):
-            await buf.more("during a chunked reply")
-        if buf.data.startswith(b"\r\n"):
-            buf.data = buf.data[2:]
-        elif buf.data.startswith(b"\n"):
-            buf.data = buf.data[1:]
-        else:
-            raise Broken("RemoteProtocolError: a chunk is not followed by a line end")
-        parts.append(piece)
+        parts.append(await buf.exact(n))
+        await buf.line_end()
 
 
 async def _until_closed(buf: _Buffer, max_bytes: int) -> bytes:
-    parts = [buf.data] if buf.data else []
-    size = len(buf.data)
-    buf.data = b""
+    first = buf.rest()
+    parts = [first] if first else []
+    size = len(first)
     while True:
         if size > max_bytes:
             raise TooLarge(f"reply is over the {max_bytes}-byte cap")
