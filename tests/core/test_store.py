@@ -1,4 +1,8 @@
-"""The SQLite grant store on real files."""
+"""The SQLite grant store on real files: what only SQLite does.
+
+What every store must do (levels, revoke, listings, reconcile, atomicity) is the
+contract suite in `tests/stores`, run on SQLite and PostgreSQL alike.
+"""
 
 from __future__ import annotations
 
@@ -58,32 +62,6 @@ async def test_open_creates_parents_and_schema(db_path: Path, db: Database) -> N
     conn.close()
 
 
-async def test_grant_level_ids_revoke_delete(store: SqliteGrantStore) -> None:
-    await store.grant("job", "j1", "alice", Level.WRITE)
-    await store.grant("job", "j2", "alice", Level.READ)
-    await store.grant("job", "j1", "bob", Level.READ)
-    await store.grant("trace", "t1", "alice", Level.WRITE)
-    assert await store.level("job", "j1", "alice") is Level.WRITE
-    assert await store.level("job", "j1", "bob") is Level.READ
-    assert await store.level("job", "j1", "carol") is None
-    assert await store.level("trace", "j1", "alice") is None
-    assert await store.ids("job", "alice", Level.READ) == {"j1", "j2"}
-    assert await store.ids("job", "alice", Level.WRITE) == {"j1"}
-    assert await store.ids("job", "carol", Level.READ) == frozenset()
-    # A grant never lowers a level; it refreshes last_seen_at.
-    (before,) = await all_grants(store, kind="job", id="j1", principal_id="alice")
-    await store.grant("job", "j1", "alice", Level.READ)
-    (after,) = await all_grants(store, kind="job", id="j1", principal_id="alice")
-    assert after.level is Level.WRITE
-    assert after.granted_at == before.granted_at
-    assert after.last_seen_at >= before.last_seen_at
-    assert await store.revoke("job", "j1", "bob") is True
-    assert await store.revoke("job", "j1", "bob") is False
-    assert await store.delete_resource("job", "j1") == 1
-    assert await store.level("job", "j1", "alice") is None
-    assert await store.ids("job", "alice", Level.READ) == {"j2"}
-
-
 async def test_grants_persist_across_reopen_and_are_durable_on_return(db_path: Path) -> None:
     db = await Database.open(db_path)
     await SqliteGrantStore(db).grant("workflow", "w1", "alice", Level.WRITE)
@@ -110,77 +88,6 @@ async def test_reads_see_other_processes_commits(db_path: Path, store: SqliteGra
     conn.commit()
     conn.close()
     assert await store.level("job", "x", "eve") is None
-
-
-async def test_iter_grants_pages_and_filters(store: SqliteGrantStore) -> None:
-    for i in range(2500):
-        await store.grant("task", f"t{i:05d}", "p1" if i % 2 else "p2", Level.WRITE)
-    grants = await all_grants(store)
-    assert len(grants) == 2500
-    assert [g.id for g in grants] == sorted(g.id for g in grants)
-    assert len(await all_grants(store, principal_id="p1")) == 1250
-    assert [g.principal_id for g in await all_grants(store, id="t00007")] == ["p1"]
-
-
-async def _seed_stale(db_path: Path, rows: list[tuple[str, str, str]]) -> None:
-    db = await Database.open(db_path)
-    store = SqliteGrantStore(db)
-    for kind, rid, principal in rows:
-        await store.grant(kind, rid, principal, Level.WRITE)
-    await db.close()
-
-
-async def test_reconcile_sweeps_only_kinds_present(db_path: Path) -> None:
-    await _seed_stale(
-        db_path,
-        [
-            ("node", "n1", "sys"),
-            ("node", "gone", "sys"),
-            ("workflow", "w-gone", "alice"),
-            ("trace", "t1", "alice"),
-        ],
-    )
-    db = await Database.open(db_path)
-    store = SqliteGrantStore(db)
-    try:
-        await store.grant("node", "fresh", "sys", Level.WRITE)  # written after open: kept
-        result = await store.reconcile([("node", "n1")])
-        assert result.kinds == {"node"}
-        assert result.live == 1
-        assert result.removed == 1
-        left = {(g.kind, g.id) for g in await all_grants(store)}
-        assert left == {("node", "n1"), ("node", "fresh"), ("workflow", "w-gone"), ("trace", "t1")}
-        # An empty live set names no kind: nothing is swept.
-        empty = await store.reconcile([])
-        assert empty.kinds == frozenset()
-        assert empty.removed == 0
-        assert len(await all_grants(store)) == 4
-    finally:
-        await db.close()
-
-
-async def test_reconcile_is_atomic(db_path: Path) -> None:
-    await _seed_stale(db_path, [("job", f"j{i}", "alice") for i in range(50)])
-    before = dump(db_path)
-    # A real fault in the middle of the sweep: deleting one particular row aborts.
-    conn = sqlite3.connect(db_path)
-    conn.execute(
-        "CREATE TRIGGER boom BEFORE DELETE ON grants WHEN old.id = 'j25' "
-        "BEGIN SELECT RAISE(ABORT, 'injected failure'); END"
-    )
-    conn.commit()
-    conn.close()
-    db = await Database.open(db_path)
-    store = SqliteGrantStore(db)
-    try:
-        with pytest.raises(sqlite3.IntegrityError, match="injected failure"):
-            await store.reconcile([("job", "j0")])
-        assert dump(db_path) == before
-        # The store still works afterwards.
-        await store.grant("job", "after", "alice", Level.READ)
-        assert await store.level("job", "after", "alice") is Level.READ
-    finally:
-        await db.close()
 
 
 async def test_concurrent_grants_and_reads_never_lock(
