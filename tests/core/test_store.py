@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from lumid_core import Database, DatabaseError, Grant, GrantStore, Level, SqliteGrantStore
+from lumid_core import Database, DatabaseError, GrantStore, Level, SqliteGrantStore
 from lumid_core.db import SCHEMA_VERSION, schema_version
 
 
@@ -36,10 +36,6 @@ def dump(path: Path) -> list[tuple[object, ...]]:
         return conn.execute("SELECT * FROM grants ORDER BY kind, id, principal_id").fetchall()
     finally:
         conn.close()
-
-
-async def all_grants(store: GrantStore, **filters: str) -> list[Grant]:
-    return [g async for g in store.iter_grants(**filters)]
 
 
 async def test_store_works_through_the_interface(store: SqliteGrantStore) -> None:
