@@ -12,6 +12,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Self
 
+from lumid_fakes.service import Service
+
 __all__ = [
     "FakeProcess",
     "PeakRss",
@@ -71,7 +73,7 @@ def rss_bytes() -> int:
     return pages * os.sysconf("SC_PAGE_SIZE")
 
 
-class FakeProcess:
+class FakeProcess(Service):
     """`python -m lumid_fakes ...` in a child process; stops when its stdin closes."""
 
     def __init__(self, *args: str) -> None:
@@ -111,12 +113,6 @@ class FakeProcess:
             proc.wait(5)
         if proc.stdout is not None:
             proc.stdout.close()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 @asynccontextmanager

@@ -21,8 +21,9 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from types import TracebackType
 from typing import Self
+
+from lumid_fakes.service import Service
 
 __all__ = ["LocalIndex", "LocalIndexError"]
 
@@ -46,7 +47,7 @@ def _htpasswd_sha(user: str, password: str) -> str:
     return f"{user}:{{SHA}}{digest}\n"
 
 
-class LocalIndex:
+class LocalIndex(Service):
     """`with LocalIndex() as index:` serves `index.simple_url`, accepts uploads at
     `index.upload_url` with `index.username` / `index.password`."""
 
@@ -150,14 +151,3 @@ class LocalIndex:
         self._terminate()
         if self._own_root:
             shutil.rmtree(self.root, ignore_errors=True)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

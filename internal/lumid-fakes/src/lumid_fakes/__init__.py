@@ -5,6 +5,7 @@ from .optimizer import FakeOptimizer
 from .postgres import PgCluster, find_pg_bin
 from .runmesh import FakeRunmesh
 from .server import FakeServer, Recorded, Reply
+from .service import Service
 
 __all__ = [
     "FakeLumId",
@@ -14,6 +15,7 @@ __all__ = [
     "PgCluster",
     "Recorded",
     "Reply",
+    "Service",
     "find_pg_bin",
     "new_pat",
 ]

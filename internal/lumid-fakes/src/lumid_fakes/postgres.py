@@ -17,9 +17,10 @@ import socket
 import subprocess
 import tempfile
 from pathlib import Path
-from types import TracebackType
-from typing import Final
+from typing import Final, Self
 from urllib.parse import quote
+
+from .service import Service
 
 __all__ = ["INSTALL_HINT", "PgCluster", "find_pg_bin"]
 
@@ -54,7 +55,7 @@ def _free_port() -> int:
         return port
 
 
-class PgCluster:
+class PgCluster(Service):
     """A started cluster: `url(db)` for an admin connection, `create_database()` per test.
 
     The admin role authenticates with a random password over TCP (scram-sha-256);
@@ -78,7 +79,7 @@ class PgCluster:
             raise RuntimeError("running as root needs `runuser` to start PostgreSQL as postgres")
         return [runuser, "-u", "postgres", "--"]
 
-    def start(self) -> PgCluster:
+    def start(self) -> Self:
         """initdb into a temporary folder and start the server; returns self.
 
         Raises RuntimeError with the tool's own error output when either step fails.
@@ -95,7 +96,7 @@ class PgCluster:
             self.stop()
             raise
 
-    def _start(self) -> PgCluster:
+    def _start(self) -> Self:
         # As root the server runs as `postgres`, which must reach the folder: /tmp is
         # world-traversable where $TMPDIR may not be; a short path also keeps the
         # socket's path under the 107-byte limit.
@@ -184,17 +185,6 @@ class PgCluster:
             )
         finally:
             shutil.rmtree(root, ignore_errors=True)
-
-    def __enter__(self) -> PgCluster:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- use ----------------------------------------------------------------------
 

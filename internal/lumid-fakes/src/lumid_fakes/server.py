@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Self
 from urllib.parse import parse_qs
 
 from .hostile import deliver
+from .service import Service
 
 __all__ = ["FakeServer", "Recorded", "Reply"]
 
@@ -111,7 +112,7 @@ class _Server(ThreadingHTTPServer):
     fake: FakeServer
 
 
-class FakeServer:
+class FakeServer(Service):
     """Base class: subclasses implement `handle(request) -> Reply | None`."""
 
     name: ClassVar[str] = "fake"
@@ -160,9 +161,3 @@ class FakeServer:
         self._httpd.server_close()
         if self._thread is not None:
             self._thread.join(5)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
