@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Self
 
+from lumid_fakes.environ import operator_env
 from lumid_fakes.service import Service
 
 __all__ = [
@@ -123,17 +124,9 @@ async def installed(env: dict[str, str]) -> AsyncIterator[Any]:
     """
     from lumid_flowmesh_plugin import install
 
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
+    with operator_env(env):
         async with install() as bindings:
             yield bindings
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 class PeakRss:

@@ -20,7 +20,8 @@ from lumid_demo.report import Walk
 from lumid_demo.scenarios import FLOWMESH, LUMILAKE, SCENARIOS, Stage
 from lumid_demo.session import Section
 from lumid_demo.steps import Listing, Require, Resolve
-from lumid_demo.walk import main, operator_env, play
+from lumid_demo.walk import main, play
+from lumid_fakes.environ import operator_env
 
 
 @pytest.mark.parametrize("host", sorted(SCENARIOS))

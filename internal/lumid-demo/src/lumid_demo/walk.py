@@ -13,23 +13,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import sqlite3
 import sys
 import tempfile
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
-from contextlib import AsyncExitStack, contextmanager
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Final
+
+from lumid_fakes.environ import operator_env
 
 from .hosts import Loaded, describe, load_flowmesh, load_lumilake
 from .report import Walk
 from .scenarios import SCENARIOS, Scenario, Stage
 from .session import Section, Session, Step, StepError
 
-__all__ = ["Walk", "main", "operator_env", "play"]
+__all__ = ["Walk", "main", "play"]
 
 
 @dataclass(frozen=True)
@@ -58,26 +59,6 @@ HOSTS: Final = {
         load_lumilake,
     ),
 }
-
-
-@contextmanager
-def operator_env(env: Mapping[str, str]) -> Iterator[None]:
-    """The server process's environment while the plugin lives, restored afterwards.
-
-    A plugin reads its settings from the process environment when the host calls
-    `install()` (there is no other channel), so the variables are set for the
-    duration of the lifespan only; the walk itself reads them from `env`.
-    """
-    saved = {key: os.environ.get(key) for key in env}
-    os.environ.update(env)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def _grants(db: Path) -> list[tuple[str, str, str, int]]:
