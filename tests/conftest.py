@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from fastapi import HTTPException
+from lumid_hooks import PrincipalContext, ResourceRef
 
 from lumid_core import LumidSettings, load_settings
 from lumid_core.runtime import CoreRuntime, open_runtime
@@ -55,6 +58,33 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture
 def logger() -> logging.Logger:
     return logging.getLogger("tests")
+
+
+Allowed = Callable[[Any, PrincipalContext, str, str | None, str], Awaitable[bool]]
+"""`await allowed(checker, who, kind, id, action)`, the `allowed` fixture."""
+
+
+@pytest.fixture
+def allowed() -> Allowed:
+    """A verdict of a checker's (or engine's) `require`: True, or False on its 403.
+
+    Any other outcome (another status, another exception) fails the test.
+    """
+
+    async def verdict(
+        checker: Any, who: PrincipalContext, kind: str, rid: str | None, action: str
+    ) -> bool:
+        ref = ResourceRef(kind=kind, id=rid)
+        try:
+            await checker.require(who, ref, action, logging.getLogger("tests"))
+        except HTTPException as exc:
+            status = exc.status_code
+        else:
+            return True
+        assert status == 403, f"require answered {status}, not a verdict"
+        return False
+
+    return verdict
 
 
 @pytest.fixture

@@ -5,31 +5,21 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from subprocess import CompletedProcess
+from typing import TYPE_CHECKING
 
 import pytest
-from fastapi import HTTPException
-from lumid_hooks import HookBindings, PermissionChecker, PrincipalContext, ResourceRef
+from lumid_hooks import HookBindings, PrincipalContext, ResourceRef
 
 import lumid_flowmesh_plugin
 import lumid_lumilake_plugin
 from lumid_fakes import FakeLumId
 
+if TYPE_CHECKING:
+    from tests.conftest import Allowed
+
 type Cli = Callable[..., CompletedProcess[str]]
 
 log = logging.getLogger("tests.cli")
-
-
-async def _allowed(
-    checker: PermissionChecker, who: PrincipalContext, kind: str, rid: str, action: str
-) -> bool:
-    try:
-        await checker.require(who, ResourceRef(kind=kind, id=rid), action, log)
-    except HTTPException as exc:
-        status = exc.status_code
-    else:
-        return True
-    assert status == 403
-    return False
 
 
 async def _resolve(bindings: HookBindings, token: str) -> PrincipalContext:
@@ -45,7 +35,7 @@ def no_billing(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 async def test_flowmesh_plugin_honours_cli_grant_and_revoke(
-    cli: Cli, core_env: dict[str, str], fake_lumid: FakeLumId, no_billing: None
+    cli: Cli, core_env: dict[str, str], fake_lumid: FakeLumId, no_billing: None, allowed: Allowed
 ) -> None:
     alice_token = fake_lumid.add_token(
         "alice",
@@ -70,35 +60,39 @@ async def test_flowmesh_plugin_honours_cli_grant_and_revoke(
         await registrar.register(
             alice, ResourceRef(kind="task", id="t-1", metadata={"workflow_id": "wf-1"}), log
         )
-        assert not await _allowed(checker, bob, "workflow", "wf-1", "read")
-        assert not await _allowed(checker, bob, "result", "t-1", "read")
+        assert not await allowed(checker, bob, "workflow", "wf-1", "read")
+        assert not await allowed(checker, bob, "result", "t-1", "read")
 
         for kind, rid in (("workflow", "wf-1"), ("task", "t-1")):
             r = cli(
                 "acl", "grant", "--kind", kind, "--id", rid, "--principal", "bob", "--level", "read"
             )
             assert r.returncode == 0, r.stderr
-        assert await _allowed(checker, bob, "workflow", "wf-1", "read")
-        assert await _allowed(checker, bob, "result", "t-1", "read")  # through the task grant
-        assert not await _allowed(checker, bob, "workflow", "wf-1", "cancel")
+        assert await allowed(checker, bob, "workflow", "wf-1", "read")
+        assert await allowed(checker, bob, "result", "t-1", "read")  # through the task grant
+        assert not await allowed(checker, bob, "workflow", "wf-1", "cancel")
         assert await checker.accessible_ids(bob, "workflow", "read", log) == frozenset({"wf-1"})
 
         r = cli("acl", "revoke", "--kind", "workflow", "--id", "wf-1", "--principal", "bob")
         assert r.returncode == 0, r.stderr
-        assert not await _allowed(checker, bob, "workflow", "wf-1", "read")
+        assert not await allowed(checker, bob, "workflow", "wf-1", "read")
         assert await checker.accessible_ids(bob, "workflow", "read", log) == frozenset()
-        assert await _allowed(checker, alice, "workflow", "wf-1", "read")  # the owner's stays
+        assert await allowed(checker, alice, "workflow", "wf-1", "read")  # the owner's stays
 
 
 async def test_lumilake_tables_are_opened_only_by_an_operator_grant(
-    cli: Cli, core_env: dict[str, str], fake_lumid: FakeLumId, monkeypatch: pytest.MonkeyPatch
+    cli: Cli,
+    core_env: dict[str, str],
+    fake_lumid: FakeLumId,
+    monkeypatch: pytest.MonkeyPatch,
+    allowed: Allowed,
 ) -> None:
     monkeypatch.delenv("LUMILAKE_REMOTE_OPTIMIZER_URL", raising=False)
     token = fake_lumid.add_token("dana", scopes=["lumilake:jobs:submit"])
     async with lumid_lumilake_plugin.install() as bindings:
         checker = bindings.permission_checkers[0]
         dana = await _resolve(bindings, token)
-        assert not await _allowed(checker, dana, "table", "sales", "read")
+        assert not await allowed(checker, dana, "table", "sales", "read")
         r = cli(
             "acl",
             "grant",
@@ -112,8 +106,8 @@ async def test_lumilake_tables_are_opened_only_by_an_operator_grant(
             "read",
         )
         assert r.returncode == 0, r.stderr
-        assert await _allowed(checker, dana, "table", "sales", "read")
-        assert not await _allowed(checker, dana, "table", "sales", "write")
+        assert await allowed(checker, dana, "table", "sales", "read")
+        assert not await allowed(checker, dana, "table", "sales", "write")
         r = cli(
             "acl",
             "grant",
@@ -127,7 +121,7 @@ async def test_lumilake_tables_are_opened_only_by_an_operator_grant(
             "write",
         )
         assert r.returncode == 0, r.stderr
-        assert await _allowed(checker, dana, "table", "sales", "write")
+        assert await allowed(checker, dana, "table", "sales", "write")
         r = cli("acl", "revoke", "--kind", "table", "--id", "sales", "--principal", "dana")
         assert r.returncode == 0, r.stderr
-        assert not await _allowed(checker, dana, "table", "sales", "read")
+        assert not await allowed(checker, dana, "table", "sales", "read")

@@ -20,7 +20,7 @@ import pytest
 from lumid_core import Database, load_settings
 from lumid_core.doctor import Status, check_upgrade
 from lumid_fakes import FakeLumId, FakeOptimizer, FakeRunmesh
-from lumid_fakes.legacy_db import FLOWMESH_BLOCK, LUMILAKE_BLOCK, dotenv, iso, write_legacy_db
+from lumid_fakes.legacy_db import flowmesh_block, iso, lumilake_block, write_legacy_db
 from lumid_flowmesh_plugin import install as flowmesh_install
 from lumid_flowmesh_plugin.settings import FlowMeshSettings
 
@@ -54,12 +54,8 @@ async def test_the_flowmesh_block_installs_with_its_0_2_meaning(
     fake_lumid: FakeLumId, db_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with FakeRunmesh(secret=SECRET) as runmesh:
-        env = dotenv(
-            FLOWMESH_BLOCK,
-            lumid=fake_lumid.url,
-            runmesh=runmesh.url,
-            secret=SECRET,
-            db=str(db_path),
+        env = flowmesh_block(
+            lumid=fake_lumid.url, runmesh=runmesh.url, secret=SECRET, db=str(db_path)
         )
         apply(monkeypatch, env)
         write_legacy_db(db_path, ROWS)
@@ -141,12 +137,8 @@ def test_doctor_accepts_both_blocks_and_reports_the_migration(
         "fleet", scopes=["flowmesh:results:write", "flowmesh:nodes:write"], email="f@example.com"
     )
     with FakeRunmesh(secret=SECRET) as runmesh:
-        env = dotenv(
-            FLOWMESH_BLOCK,
-            lumid=fake_lumid.url,
-            runmesh=runmesh.url,
-            secret=SECRET,
-            db=str(db_path),
+        env = flowmesh_block(
+            lumid=fake_lumid.url, runmesh=runmesh.url, secret=SECRET, db=str(db_path)
         )
         # `lumid doctor` only reads (issue 15): it reports the pending migration...
         original = db_path.read_bytes()
@@ -167,12 +159,8 @@ def test_doctor_accepts_both_blocks_and_reports_the_migration(
     assert SECRET not in r.stdout + r.stderr
 
     with FakeOptimizer(tokens=[RUNTIME_TOKEN]) as optimizer:
-        env = dotenv(
-            LUMILAKE_BLOCK,
-            lumid=fake_lumid.url,
-            db=str(db_path),
-            optimizer=optimizer.url,
-            token=RUNTIME_TOKEN,
+        env = lumilake_block(
+            lumid=fake_lumid.url, db=str(db_path), optimizer=optimizer.url, token=RUNTIME_TOKEN
         )
         r = cli("doctor", "--host", "lumilake", env=env)
     assert r.returncode == 0, r.stdout + r.stderr

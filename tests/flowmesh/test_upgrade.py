@@ -13,15 +13,18 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-from fastapi import HTTPException
-from lumid_hooks import PermissionChecker, PrincipalContext, ResourceRef
+from lumid_hooks import PrincipalContext, ResourceRef
 
 from lumid_core import DatabaseError
 from lumid_fakes import FakeLumId
 from lumid_fakes.legacy_db import LegacyRow, iso, write_legacy_db
 from lumid_flowmesh_plugin import FlowMeshBindings, install
+
+if TYPE_CHECKING:
+    from tests.conftest import Allowed
 
 T0 = time.time() - 30 * 86_400
 # alice submitted w1 (tasks t1, t2); bob submitted w2 (t3); bob was given READ on w1.
@@ -58,20 +61,6 @@ async def resolve(
     return principal
 
 
-async def allowed(
-    checker: PermissionChecker, who: PrincipalContext, kind: str, rid: str | None, action: str
-) -> bool:
-    denial: HTTPException | None = None
-    try:
-        await checker.require(who, ResourceRef(kind=kind, id=rid), action, logging.getLogger("t"))
-    except HTTPException as exc:
-        denial = exc
-    if denial is None:
-        return True
-    assert denial.status_code == 403
-    return False
-
-
 def grants_dump(path: Path) -> list[tuple[object, ...]]:
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
@@ -95,7 +84,10 @@ async def upgraded(
 
 @pytest.mark.parametrize("upgraded", ["0.2.0", "0.2.1"], indirect=True)
 async def test_every_migrated_grant_authorizes_its_owner_and_nobody_else(
-    upgraded: FlowMeshBindings, fake_lumid: FakeLumId, caplog: pytest.LogCaptureFixture
+    upgraded: FlowMeshBindings,
+    fake_lumid: FakeLumId,
+    caplog: pytest.LogCaptureFixture,
+    allowed: Allowed,
 ) -> None:
     (line,) = [r for r in caplog.get_records("setup") if "from the lumid-plugins" in r.getMessage()]
     assert line.levelno == logging.INFO
@@ -130,7 +122,7 @@ async def test_every_migrated_grant_authorizes_its_owner_and_nobody_else(
 
 
 async def test_reconcile_sweeps_migrated_grants_like_new_ones(
-    upgraded: FlowMeshBindings, fake_lumid: FakeLumId
+    upgraded: FlowMeshBindings, fake_lumid: FakeLumId, allowed: Allowed
 ) -> None:
     (registrar,) = upgraded.resource_registrars
     (checker,) = upgraded.permission_checkers
@@ -222,7 +214,7 @@ MATRIX: dict[str, tuple[list[str], tuple[bool, ...]]] = {
 
 @pytest.mark.parametrize("pat", list(MATRIX))
 async def test_authorization_matrix(
-    upgraded: FlowMeshBindings, fake_lumid: FakeLumId, pat: str
+    upgraded: FlowMeshBindings, fake_lumid: FakeLumId, pat: str, allowed: Allowed
 ) -> None:
     scopes, expected = MATRIX[pat]
     (checker,) = upgraded.permission_checkers

@@ -7,17 +7,20 @@ import sqlite3
 import time
 from contextlib import AsyncExitStack
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import lumilake_hook
 import pytest
-from fastapi import HTTPException
-from lumid_hooks import PermissionChecker, PrincipalContext, ResourceRef
+from lumid_hooks import PrincipalContext, ResourceRef
 
 from lumid_core import load_settings
 from lumid_fakes import FakeLumId, FakeOptimizer
-from lumid_fakes.legacy_db import LUMILAKE_BLOCK, dotenv, iso, write_legacy_db
+from lumid_fakes.legacy_db import iso, lumilake_block, write_legacy_db
 from lumid_lumilake_plugin import install as lumilake_install
 from lumid_lumilake_plugin.settings import LumilakeSettings
+
+if TYPE_CHECKING:
+    from tests.conftest import Allowed
 
 RUNTIME_TOKEN = "runtime-SECRET-93be1d"
 T0 = time.time() - 7 * 86_400
@@ -41,33 +44,16 @@ def who(sub: str, *scopes: str) -> PrincipalContext:
     )
 
 
-async def allowed(
-    checker: PermissionChecker, p: PrincipalContext, kind: str, rid: str, action: str
-) -> bool:
-    denial: HTTPException | None = None
-    try:
-        await checker.require(p, ResourceRef(kind=kind, id=rid), action, logging.getLogger("t"))
-    except HTTPException as exc:
-        denial = exc
-    if denial is None:
-        return True
-    assert denial.status_code == 403
-    return False
-
-
 async def test_the_lumilake_block_installs_and_migrates(
     fake_lumid: FakeLumId,
     db_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
+    allowed: Allowed,
 ) -> None:
     with FakeOptimizer(tokens=[RUNTIME_TOKEN]) as optimizer:
-        env = dotenv(
-            LUMILAKE_BLOCK,
-            lumid=fake_lumid.url,
-            db=str(db_path),
-            optimizer=optimizer.url,
-            token=RUNTIME_TOKEN,
+        env = lumilake_block(
+            lumid=fake_lumid.url, db=str(db_path), optimizer=optimizer.url, token=RUNTIME_TOKEN
         )
         for key, value in env.items():
             monkeypatch.setenv(key, value)

@@ -98,3 +98,13 @@ def dotenv(text: str, **values: str) -> dict[str, str]:
             key, _, value = line.partition("=")
             env[key] = value
     return env
+
+
+def flowmesh_block(*, lumid: str, runmesh: str, secret: str, db: str) -> dict[str, str]:
+    """The 0.2.x FlowMesh env block with these URLs, bridge secret and database path."""
+    return dotenv(FLOWMESH_BLOCK, lumid=lumid, runmesh=runmesh, secret=secret, db=db)
+
+
+def lumilake_block(*, lumid: str, db: str, optimizer: str, token: str) -> dict[str, str]:
+    """The 0.2.x Lumilake env block with these URLs, database path and runtime token."""
+    return dotenv(LUMILAKE_BLOCK, lumid=lumid, db=db, optimizer=optimizer, token=token)
