@@ -79,51 +79,45 @@ async def test_the_lazy_catalog_fetch_is_bounded_even_inside_an_event_loop(
     assert fetch_optimizer_catalog_sync(LumilakeSettings()) == ["Remote-Greedy", "remote-ilp"]
 
 
-async def test_a_dripping_schedule_fails_within_its_deadline(
+@pytest.mark.parametrize(
+    ("variable", "value", "delivery", "error"),
+    [
+        # A schedule reply that drips fails at its deadline, not after the whole drip.
+        (
+            "LUMILAKE_REMOTE_OPTIMIZER_TIMEOUT_SECONDS",
+            "2",
+            "drip-body",
+            "no complete reply within 2s",
+        ),
+        # A huge schedule reply is cut off at its cap, never held whole.
+        ("LUMILAKE_REMOTE_OPTIMIZER_MAX_REPLY_BYTES", str(2**20), "huge", "1048576-byte cap"),
+    ],
+)
+async def test_a_hostile_schedule_reply_fails_within_its_bounds(
     optimizer_env: dict[str, str],
     fake_optimizer: FakeOptimizer,
     monkeypatch: pytest.MonkeyPatch,
     load: Loader,
     user_token: str,
+    variable: str,
+    value: str,
+    delivery: str,
+    error: str,
 ) -> None:
-    monkeypatch.setenv("LUMILAKE_REMOTE_OPTIMIZER_TIMEOUT_SECONDS", "2")
+    monkeypatch.setenv(variable, value)
     async with AsyncExitStack() as stack:
         bindings = await load(stack)
         assert isinstance(bindings, lumilake_hook.HookBindings)
         (provider,) = bindings.optimizer_providers
         handle = provider.create_optimizer("remote-ilp")
-        fake_optimizer.delivery_paths["/api/v1/optimizer/schedule"] = "drip-body"
+        fake_optimizer.delivery_paths["/api/v1/optimizer/schedule"] = delivery
         reset = runtime_token_var.set(user_token)
         try:
             started = time.monotonic()
-            with pytest.raises(UpstreamError, match="no complete reply within 2s"):
+            with pytest.raises(UpstreamError, match=error):
                 await asyncio.to_thread(
                     handle.generate_schedule, Graph(), ["worker-1"], {"worker-1": {}}
                 )
             assert time.monotonic() - started < 5
-        finally:
-            runtime_token_var.reset(reset)
-
-
-async def test_a_huge_schedule_reply_is_cut_off_at_its_cap(
-    optimizer_env: dict[str, str],
-    fake_optimizer: FakeOptimizer,
-    monkeypatch: pytest.MonkeyPatch,
-    load: Loader,
-    user_token: str,
-) -> None:
-    monkeypatch.setenv("LUMILAKE_REMOTE_OPTIMIZER_MAX_REPLY_BYTES", str(2**20))
-    async with AsyncExitStack() as stack:
-        bindings = await load(stack)
-        assert isinstance(bindings, lumilake_hook.HookBindings)
-        (provider,) = bindings.optimizer_providers
-        handle = provider.create_optimizer("remote-ilp")
-        fake_optimizer.delivery_paths["/api/v1/optimizer/schedule"] = "huge"
-        reset = runtime_token_var.set(user_token)
-        try:
-            with pytest.raises(UpstreamError, match="1048576-byte cap"):
-                await asyncio.to_thread(
-                    handle.generate_schedule, Graph(), ["worker-1"], {"worker-1": {}}
-                )
         finally:
             runtime_token_var.reset(reset)
