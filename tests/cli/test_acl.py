@@ -9,10 +9,10 @@ import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from subprocess import CompletedProcess
+from typing import TYPE_CHECKING
 
 import pytest
-from fastapi import HTTPException
-from lumid_hooks import PrincipalContext, ResourceRef
+from lumid_hooks import PrincipalContext
 
 from lumid_core import (
     Database,
@@ -23,6 +23,9 @@ from lumid_core import (
     SqliteGrantStore,
     SqlitePrincipalDirectory,
 )
+
+if TYPE_CHECKING:
+    from tests.conftest import Allowed
 
 type Cli = Callable[..., CompletedProcess[str]]
 
@@ -337,20 +340,8 @@ async def live_engine(db_path: Path) -> AsyncIterator[PermissionEngine]:
         await db.close()
 
 
-async def _allowed(engine: PermissionEngine, who: PrincipalContext, action: str) -> bool:
-    ref = ResourceRef(kind="workflow", id="wf-1")
-    try:
-        await engine.require(who, ref, action, logging.getLogger("t"))
-    except HTTPException as exc:
-        status = exc.status_code
-    else:
-        return True
-    assert status == 403
-    return False
-
-
 async def test_a_running_engine_honours_cli_grants_and_revokes(
-    cli: Cli, live_engine: PermissionEngine
+    cli: Cli, live_engine: PermissionEngine, allowed: Allowed
 ) -> None:
     bob = PrincipalContext(
         principal_id="bob",
@@ -359,7 +350,7 @@ async def test_a_running_engine_honours_cli_grants_and_revokes(
         principal_type="user",
         scopes=["wf:read", "wf:write"],
     )
-    assert not await _allowed(live_engine, bob, "read")
+    assert not await allowed(live_engine, bob, "workflow", "wf-1", "read")
     assert (
         cli(
             "acl",
@@ -375,8 +366,8 @@ async def test_a_running_engine_honours_cli_grants_and_revokes(
         ).returncode
         == 0
     )
-    assert await _allowed(live_engine, bob, "read")
-    assert not await _allowed(live_engine, bob, "write")
+    assert await allowed(live_engine, bob, "workflow", "wf-1", "read")
+    assert not await allowed(live_engine, bob, "workflow", "wf-1", "write")
     assert await live_engine.accessible_ids(
         bob, "workflow", "read", logging.getLogger("t")
     ) == frozenset({"wf-1"})
@@ -384,7 +375,7 @@ async def test_a_running_engine_honours_cli_grants_and_revokes(
         cli("acl", "revoke", "--kind", "workflow", "--id", "wf-1", "--principal", "bob").returncode
         == 0
     )
-    assert not await _allowed(live_engine, bob, "read")
+    assert not await allowed(live_engine, bob, "workflow", "wf-1", "read")
     assert (
         await live_engine.accessible_ids(bob, "workflow", "read", logging.getLogger("t"))
         == frozenset()
